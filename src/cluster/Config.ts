@@ -1,0 +1,497 @@
+/**
+ * How a node joins and runs in a cluster: identity, addresses, seeds, tags and
+ * the protocol's timings. Values are validated once, here, so the engine can
+ * trust them; every rejection is an `InvalidConfiguration` naming the field as
+ * the user wrote it (`probeInterval`, or `SHOAL_PROBE_INTERVAL` when it came
+ * from the environment).
+ *
+ * The defaults are memberlist's LAN profile (probe 1 s, ping timeout 500 ms,
+ * 3 indirect checks, gossip every 200 ms to 3 members, suspicion ×4,
+ * retransmit ×4, push-pull every 30 s, 1400-byte packets), so shoal and
+ * Serf can be compared like with like. The original plan's 1 s direct-ping
+ * timeout is `pingTimeout: "1 second"` (with `probeInterval` above it).
+ *
+ * Used as a module: `ClusterConfig.make({...})`, `ClusterConfig.withTags`,
+ * `ClusterConfig.fromEnv`, and the type `ClusterConfig.ClusterConfig`.
+ *
+ * @since 0.1.0
+ */
+import { Config, Duration, Effect, Option, Schema } from "effect"
+import { dual } from "effect/Function"
+import { InvalidConfiguration } from "./Errors.ts"
+import { Address, formatAddress, makeNodeId, NodeId, parseAddress, Tags } from "./Node.ts"
+
+/** The tag the cluster owns: it publishes the aggregated health check result under it. */
+export const HEALTHY_TAG = "healthy"
+
+/** Largest UDP payload over IPv4. */
+export const MAX_UDP_PAYLOAD = 65_507
+
+/**
+ * The validated configuration. Construct it with {@link make} (or
+ * {@link fromEnv}); `new ClusterConfig(...)` is for already-checked values.
+ */
+export class ClusterConfig extends Schema.Class<ClusterConfig>("shoal/ClusterConfig")({
+  nodeId: NodeId,
+  nodeName: Schema.String,
+  clusterLabel: Schema.String,
+  bindAddress: Address,
+  advertiseAddress: Schema.optionalKey(Address),
+  rpcAddress: Schema.optionalKey(Address),
+  seedNodes: Schema.Array(Schema.String),
+  tags: Tags,
+  probeInterval: Schema.Duration,
+  pingTimeout: Schema.Duration,
+  indirectChecks: Schema.Int,
+  gossipInterval: Schema.Duration,
+  gossipNodes: Schema.Int,
+  gossipToTheDeadTime: Schema.Duration,
+  suspicionMult: Schema.Number,
+  suspicionMaxTimeoutMult: Schema.Number,
+  retransmitMult: Schema.Int,
+  awarenessMaxMultiplier: Schema.Int,
+  pushPullInterval: Schema.Duration,
+  reconnectInterval: Schema.Duration,
+  reapAfter: Schema.Duration,
+  tombstoneTtl: Schema.Duration,
+  joinTimeout: Schema.Duration,
+  retryJoin: Schema.Boolean,
+  retryJoinInterval: Schema.Duration,
+  leaveTimeout: Schema.Duration,
+  phiThreshold: Schema.Number,
+  phiWindowSize: Schema.Int,
+  phiMinStdDeviation: Schema.Duration,
+  phiAcceptablePause: Schema.Duration,
+  maxPacketSize: Schema.Int,
+  healthCheckInterval: Schema.Duration,
+  healthCheckTimeout: Schema.Duration
+}) {
+  /** The address other members use to reach this node's gossip port. */
+  get gossipAddress(): Address {
+    return this.advertiseAddress ?? this.bindAddress
+  }
+}
+
+/** An address as configuration accepts it: `"host:port"` or `{ host, port }`. */
+export type AddressInput = string | { readonly host: string; readonly port: number }
+
+/** What {@link make} accepts: every field optional, durations as `Duration.Input` (`"500 millis"`, `500`). */
+export interface Input {
+  readonly nodeId?: string | undefined
+  readonly nodeName?: string | undefined
+  readonly clusterLabel?: string | undefined
+  readonly bindAddress?: AddressInput | undefined
+  readonly advertiseAddress?: AddressInput | undefined
+  readonly rpcAddress?: AddressInput | undefined
+  readonly seedNodes?: ReadonlyArray<string> | undefined
+  readonly tags?: Readonly<Record<string, string>> | undefined
+  readonly probeInterval?: Duration.Input | undefined
+  readonly pingTimeout?: Duration.Input | undefined
+  readonly indirectChecks?: number | undefined
+  readonly gossipInterval?: Duration.Input | undefined
+  readonly gossipNodes?: number | undefined
+  readonly gossipToTheDeadTime?: Duration.Input | undefined
+  readonly suspicionMult?: number | undefined
+  readonly suspicionMaxTimeoutMult?: number | undefined
+  readonly retransmitMult?: number | undefined
+  readonly awarenessMaxMultiplier?: number | undefined
+  readonly pushPullInterval?: Duration.Input | undefined
+  readonly reconnectInterval?: Duration.Input | undefined
+  readonly reapAfter?: Duration.Input | undefined
+  readonly tombstoneTtl?: Duration.Input | undefined
+  readonly joinTimeout?: Duration.Input | undefined
+  readonly retryJoin?: boolean | undefined
+  readonly retryJoinInterval?: Duration.Input | undefined
+  readonly leaveTimeout?: Duration.Input | undefined
+  readonly phiThreshold?: number | undefined
+  readonly phiWindowSize?: number | undefined
+  readonly phiMinStdDeviation?: Duration.Input | undefined
+  readonly phiAcceptablePause?: Duration.Input | undefined
+  readonly maxPacketSize?: number | undefined
+  readonly healthCheckInterval?: Duration.Input | undefined
+  readonly healthCheckTimeout?: Duration.Input | undefined
+}
+
+type DurationField = {
+  [K in keyof Input]-?: NonNullable<Input[K]> extends Duration.Input
+    ? Duration.Input extends NonNullable<Input[K]>
+      ? K
+      : never
+    : never
+}[keyof Input]
+
+/** Defaults; see the module comment for where they come from. */
+export const defaults = {
+  clusterLabel: "shoal",
+  bindAddress: "0.0.0.0:7946",
+  probeInterval: "1 second",
+  pingTimeout: "500 millis",
+  indirectChecks: 3,
+  gossipInterval: "200 millis",
+  gossipNodes: 3,
+  gossipToTheDeadTime: "30 seconds",
+  suspicionMult: 4,
+  suspicionMaxTimeoutMult: 6,
+  retransmitMult: 4,
+  awarenessMaxMultiplier: 8,
+  pushPullInterval: "30 seconds",
+  reconnectInterval: "10 seconds",
+  reapAfter: "15 minutes",
+  tombstoneTtl: "1 hour",
+  joinTimeout: "10 seconds",
+  retryJoin: false,
+  retryJoinInterval: "5 seconds",
+  leaveTimeout: "5 seconds",
+  phiThreshold: 8,
+  phiWindowSize: 100,
+  phiMinStdDeviation: "100 millis",
+  phiAcceptablePause: "0 millis",
+  maxPacketSize: 1400,
+  healthCheckInterval: "5 seconds",
+  healthCheckTimeout: "2 seconds"
+} as const satisfies Input
+
+const durationFields: ReadonlyArray<DurationField> = [
+  "probeInterval",
+  "pingTimeout",
+  "gossipInterval",
+  "gossipToTheDeadTime",
+  "pushPullInterval",
+  "reconnectInterval",
+  "reapAfter",
+  "tombstoneTtl",
+  "joinTimeout",
+  "retryJoinInterval",
+  "leaveTimeout",
+  "phiMinStdDeviation",
+  "phiAcceptablePause",
+  "healthCheckInterval",
+  "healthCheckTimeout"
+]
+
+/** Durations that may be zero (everything else must be strictly positive). */
+const mayBeZero: ReadonlySet<DurationField> = new Set(["phiAcceptablePause", "gossipToTheDeadTime"])
+
+const textEncoder = new TextEncoder()
+const utf8Length = (s: string) => textEncoder.encode(s).length
+
+/**
+ * Bytes reserved in every packet for the header, a ping's own fields and one
+ * other piggybacked update; what is left is the most an `Alive` announcement
+ * (identity, addresses, tags) may take, so it can always ride on a probe.
+ */
+export const PACKET_OVERHEAD_RESERVE = 256
+
+/**
+ * An upper bound on the encoded size of this node's `Alive` announcement:
+ * 16 bytes of id, the name, both addresses, the tags and the field framing.
+ * The codec's tests check that the real encoding never exceeds it.
+ */
+export const aliveAnnouncementBound = (config: {
+  readonly nodeName: string
+  readonly tags: Tags
+  readonly bindAddress: Address
+  readonly advertiseAddress?: Address | undefined
+  readonly rpcAddress?: Address | undefined
+}): number => {
+  const address = (a: Address | undefined) => (a === undefined ? 0 : utf8Length(a.host) + 8)
+  let tagBytes = 0
+  for (const key in config.tags) tagBytes += utf8Length(key) + utf8Length(config.tags[key]!) + 10
+  return (
+    64 +
+    utf8Length(config.nodeName) +
+    address(config.advertiseAddress ?? config.bindAddress) +
+    address(config.rpcAddress) +
+    tagBytes
+  )
+}
+
+const invalid = (field: string, reason: string) => new InvalidConfiguration({ field, reason })
+
+const toAddress = (field: string, input: AddressInput): Address | InvalidConfiguration => {
+  if (typeof input === "string") {
+    return parseAddress(input) ?? invalid(field, `expected host:port, got "${input}"`)
+  }
+  return Schema.is(Address)(input)
+    ? input
+    : Schema.decodeUnknownOption(Address)(input).pipe(
+        Option.getOrElse(() => invalid(field, `expected { host, port } with a port in 0..65535`))
+      )
+}
+
+const toDuration = (field: string, input: Duration.Input): Duration.Duration | InvalidConfiguration =>
+  Option.match(Duration.fromInput(input), {
+    onNone: () => invalid(field, `expected a duration such as "500 millis" or a number of milliseconds`),
+    onSome: (d) => d
+  })
+
+const isError = (u: unknown): u is InvalidConfiguration => u instanceof InvalidConfiguration
+
+/**
+ * The checks that need more than one field, or knowledge of the protocol.
+ * Returns the first problem, in field order.
+ */
+const checkFields = (c: ClusterConfig): InvalidConfiguration | undefined => {
+  if (c.nodeName.length === 0) return invalid("nodeName", "must not be empty")
+  if (utf8Length(c.nodeName) > 128) return invalid("nodeName", "must be at most 128 bytes")
+  if (c.clusterLabel.length === 0) return invalid("clusterLabel", "must not be empty")
+  if (utf8Length(c.clusterLabel) > 64) return invalid("clusterLabel", "must be at most 64 bytes")
+  if (c.advertiseAddress !== undefined && c.advertiseAddress.port === 0) {
+    return invalid("advertiseAddress", "must name a concrete port, not 0")
+  }
+  for (const seed of c.seedNodes) {
+    const address = parseAddress(seed)
+    if (address === undefined) return invalid("seedNodes", `expected host:port, got "${seed}"`)
+    if (address.port === 0) return invalid("seedNodes", `"${seed}" has port 0`)
+  }
+  for (const key in c.tags) {
+    if (key.length === 0) return invalid("tags", "tag keys must not be empty")
+    if (key === HEALTHY_TAG) {
+      return invalid("tags", `"${HEALTHY_TAG}" is reserved: the cluster publishes its health checks' result under it`)
+    }
+  }
+  for (const field of durationFields) {
+    const d = c[field]
+    if (!Duration.isFinite(d)) return invalid(field, "must be finite")
+    if (mayBeZero.has(field) ? Duration.isNegative(d) : !Duration.isPositive(d)) {
+      return invalid(field, mayBeZero.has(field) ? "must not be negative" : "must be positive")
+    }
+  }
+  if (Duration.isGreaterThanOrEqualTo(c.pingTimeout, c.probeInterval)) {
+    return invalid(
+      "pingTimeout",
+      "must be shorter than probeInterval (the indirect probe needs the rest of the interval)"
+    )
+  }
+  if (Duration.isGreaterThan(c.healthCheckTimeout, c.healthCheckInterval)) {
+    return invalid("healthCheckTimeout", "must not be longer than healthCheckInterval")
+  }
+  const ints: ReadonlyArray<readonly [keyof ClusterConfig & string, number, number]> = [
+    ["indirectChecks", 0, 16],
+    ["gossipNodes", 1, 64],
+    ["retransmitMult", 1, 64],
+    ["awarenessMaxMultiplier", 1, 64],
+    ["phiWindowSize", 2, 100_000],
+    ["maxPacketSize", 512, MAX_UDP_PAYLOAD]
+  ]
+  for (const [field, min, max] of ints) {
+    const n = c[field] as number
+    if (!Number.isInteger(n) || n < min || n > max) return invalid(field, `must be an integer in ${min}..${max}`)
+  }
+  if (!(Number.isFinite(c.suspicionMult) && c.suspicionMult >= 1)) return invalid("suspicionMult", "must be ≥ 1")
+  if (!(Number.isFinite(c.suspicionMaxTimeoutMult) && c.suspicionMaxTimeoutMult >= 1)) {
+    return invalid("suspicionMaxTimeoutMult", "must be ≥ 1")
+  }
+  if (!(Number.isFinite(c.phiThreshold) && c.phiThreshold > 0)) return invalid("phiThreshold", "must be > 0")
+  const bound = aliveAnnouncementBound(c)
+  if (bound > c.maxPacketSize - PACKET_OVERHEAD_RESERVE) {
+    return invalid(
+      "tags",
+      `name, addresses and tags take up to ${bound} bytes; at most ${
+        c.maxPacketSize - PACKET_OVERHEAD_RESERVE
+      } fit a ${c.maxPacketSize}-byte packet`
+    )
+  }
+  return undefined
+}
+
+/**
+ * Builds and validates a configuration. Missing fields take the
+ * {@link defaults}; a missing `nodeId` is drawn from `Random` and a missing
+ * `nodeName` derived from it.
+ */
+export const make = Effect.fnUntraced(function* (input: Input = {}) {
+  const nodeId =
+    input.nodeId === undefined
+      ? yield* makeNodeId
+      : yield* Schema.decodeUnknownEffect(NodeId)(input.nodeId).pipe(
+          Effect.mapError(() => invalid("nodeId", `expected a UUID v4, got "${input.nodeId}"`))
+        )
+  const addresses: Partial<Record<"bindAddress" | "advertiseAddress" | "rpcAddress", Address>> = {}
+  for (const field of ["bindAddress", "advertiseAddress", "rpcAddress"] as const) {
+    const value = field === "bindAddress" ? (input.bindAddress ?? defaults.bindAddress) : input[field]
+    if (value === undefined) continue
+    const address = toAddress(field, value)
+    if (isError(address)) return yield* address
+    addresses[field] = address
+  }
+  const durations = {} as Record<DurationField, Duration.Duration>
+  for (const field of durationFields) {
+    const d = toDuration(field, input[field] ?? defaults[field])
+    if (isError(d)) return yield* d
+    durations[field] = d
+  }
+  const config = new ClusterConfig(
+    {
+      nodeId,
+      nodeName: input.nodeName ?? `node-${nodeId.slice(0, 8)}`,
+      clusterLabel: input.clusterLabel ?? defaults.clusterLabel,
+      bindAddress: addresses.bindAddress!,
+      ...(addresses.advertiseAddress === undefined ? {} : { advertiseAddress: addresses.advertiseAddress }),
+      ...(addresses.rpcAddress === undefined ? {} : { rpcAddress: addresses.rpcAddress }),
+      seedNodes: [...(input.seedNodes ?? [])],
+      tags: { ...input.tags },
+      ...durations,
+      indirectChecks: input.indirectChecks ?? defaults.indirectChecks,
+      gossipNodes: input.gossipNodes ?? defaults.gossipNodes,
+      suspicionMult: input.suspicionMult ?? defaults.suspicionMult,
+      suspicionMaxTimeoutMult: input.suspicionMaxTimeoutMult ?? defaults.suspicionMaxTimeoutMult,
+      retransmitMult: input.retransmitMult ?? defaults.retransmitMult,
+      awarenessMaxMultiplier: input.awarenessMaxMultiplier ?? defaults.awarenessMaxMultiplier,
+      retryJoin: input.retryJoin ?? defaults.retryJoin,
+      phiThreshold: input.phiThreshold ?? defaults.phiThreshold,
+      phiWindowSize: input.phiWindowSize ?? defaults.phiWindowSize,
+      maxPacketSize: input.maxPacketSize ?? defaults.maxPacketSize
+    },
+    { disableChecks: true }
+  )
+  const problem = checkFields(config)
+  if (problem !== undefined) return yield* problem
+  return config
+})
+
+/** The configuration's fields back in {@link Input} form, for building a changed copy. */
+export const toInput = (config: ClusterConfig): Input => ({ ...config })
+
+/** A copy with some fields changed, validated again. */
+export const update: {
+  (patch: Input): (self: ClusterConfig) => Effect.Effect<ClusterConfig, InvalidConfiguration>
+  (self: ClusterConfig, patch: Input): Effect.Effect<ClusterConfig, InvalidConfiguration>
+} = dual(2, (self: ClusterConfig, patch: Input) => make({ ...toInput(self), ...patch }))
+
+/** A copy with these tags added (replacing same-named ones), validated again. */
+export const withTags: {
+  (tags: Readonly<Record<string, string>>): (self: ClusterConfig) => Effect.Effect<ClusterConfig, InvalidConfiguration>
+  (self: ClusterConfig, tags: Readonly<Record<string, string>>): Effect.Effect<ClusterConfig, InvalidConfiguration>
+} = dual(2, (self: ClusterConfig, tags: Readonly<Record<string, string>>) =>
+  update(self, { tags: { ...self.tags, ...tags } })
+)
+
+/** A copy with these seeds added, validated again. */
+export const withSeedNodes: {
+  (seeds: ReadonlyArray<string>): (self: ClusterConfig) => Effect.Effect<ClusterConfig, InvalidConfiguration>
+  (self: ClusterConfig, seeds: ReadonlyArray<string>): Effect.Effect<ClusterConfig, InvalidConfiguration>
+} = dual(2, (self: ClusterConfig, seeds: ReadonlyArray<string>) =>
+  update(self, { seedNodes: [...self.seedNodes, ...seeds] })
+)
+
+/** The environment variable each field is read from by {@link fromEnv}. */
+export const environmentVariables = {
+  nodeId: "SHOAL_NODE_ID",
+  nodeName: "SHOAL_NODE_NAME",
+  clusterLabel: "SHOAL_CLUSTER_LABEL",
+  bindAddress: "SHOAL_BIND",
+  advertiseAddress: "SHOAL_ADVERTISE",
+  rpcAddress: "SHOAL_RPC_ADDRESS",
+  seedNodes: "SHOAL_SEEDS",
+  tags: "SHOAL_TAGS",
+  probeInterval: "SHOAL_PROBE_INTERVAL",
+  pingTimeout: "SHOAL_PING_TIMEOUT",
+  indirectChecks: "SHOAL_INDIRECT_CHECKS",
+  gossipInterval: "SHOAL_GOSSIP_INTERVAL",
+  gossipNodes: "SHOAL_GOSSIP_NODES",
+  gossipToTheDeadTime: "SHOAL_GOSSIP_TO_THE_DEAD_TIME",
+  suspicionMult: "SHOAL_SUSPICION_MULT",
+  suspicionMaxTimeoutMult: "SHOAL_SUSPICION_MAX_TIMEOUT_MULT",
+  retransmitMult: "SHOAL_RETRANSMIT_MULT",
+  awarenessMaxMultiplier: "SHOAL_AWARENESS_MAX_MULTIPLIER",
+  pushPullInterval: "SHOAL_PUSH_PULL_INTERVAL",
+  reconnectInterval: "SHOAL_RECONNECT_INTERVAL",
+  reapAfter: "SHOAL_REAP_AFTER",
+  tombstoneTtl: "SHOAL_TOMBSTONE_TTL",
+  joinTimeout: "SHOAL_JOIN_TIMEOUT",
+  retryJoin: "SHOAL_RETRY_JOIN",
+  retryJoinInterval: "SHOAL_RETRY_JOIN_INTERVAL",
+  leaveTimeout: "SHOAL_LEAVE_TIMEOUT",
+  phiThreshold: "SHOAL_PHI_THRESHOLD",
+  phiWindowSize: "SHOAL_PHI_WINDOW_SIZE",
+  phiMinStdDeviation: "SHOAL_PHI_MIN_STD_DEVIATION",
+  phiAcceptablePause: "SHOAL_PHI_ACCEPTABLE_PAUSE",
+  maxPacketSize: "SHOAL_MAX_PACKET_SIZE",
+  healthCheckInterval: "SHOAL_HEALTH_CHECK_INTERVAL",
+  healthCheckTimeout: "SHOAL_HEALTH_CHECK_TIMEOUT"
+} as const satisfies Record<keyof Input, string>
+
+const numberFields: ReadonlySet<keyof Input> = new Set([
+  "indirectChecks",
+  "gossipNodes",
+  "suspicionMult",
+  "suspicionMaxTimeoutMult",
+  "retransmitMult",
+  "awarenessMaxMultiplier",
+  "phiThreshold",
+  "phiWindowSize",
+  "maxPacketSize"
+])
+
+const splitList = (text: string) =>
+  text
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+
+/** Parses one environment value into its {@link Input} form; the error names the variable. */
+const parseEnvValue = (
+  field: keyof Input,
+  variable: string,
+  text: string
+): Input[keyof Input] | InvalidConfiguration => {
+  if (field === "seedNodes") return splitList(text)
+  if (field === "tags") {
+    const tags: Record<string, string> = {}
+    for (const pair of splitList(text)) {
+      const eq = pair.indexOf("=")
+      if (eq <= 0) return invalid(variable, `expected key=value pairs separated by commas, got "${pair}"`)
+      tags[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim()
+    }
+    return tags
+  }
+  if (field === "retryJoin") {
+    const lower = text.trim().toLowerCase()
+    if (["true", "1", "yes"].includes(lower)) return true
+    if (["false", "0", "no"].includes(lower)) return false
+    return invalid(variable, `expected true or false, got "${text}"`)
+  }
+  if (numberFields.has(field)) {
+    const n = Number(text.trim())
+    return text.trim().length === 0 || Number.isNaN(n) ? invalid(variable, `expected a number, got "${text}"`) : n
+  }
+  if ((durationFields as ReadonlyArray<string>).includes(field)) {
+    const trimmed = text.trim()
+    return /^\d+(\.\d+)?$/.test(trimmed) ? Number(trimmed) : (trimmed as Duration.Input)
+  }
+  return text.trim()
+}
+
+/**
+ * Reads the configuration from the environment through effect `Config` (so a
+ * `ConfigProvider` can supply it instead): `SHOAL_BIND=0.0.0.0:7946`,
+ * `SHOAL_SEEDS=a:7946,b:7946`, `SHOAL_TAGS=role=worker,zone=a`,
+ * `SHOAL_PROBE_INTERVAL=1s`, … (see {@link environmentVariables}).
+ * Fields set in `base` are used where the environment says nothing.
+ * Errors name the variable.
+ */
+export const fromEnv = Effect.fnUntraced(function* (base: Input = {}) {
+  const input: Record<string, unknown> = { ...base }
+  for (const field of Object.keys(environmentVariables) as Array<keyof Input>) {
+    const variable = environmentVariables[field]
+    const value = yield* Config.option(Config.String(variable)).pipe(
+      Effect.mapError((error) => invalid(variable, error.message))
+    )
+    if (Option.isNone(value)) continue
+    const parsed = parseEnvValue(field, variable, value.value)
+    if (isError(parsed)) return yield* parsed
+    input[field] = parsed
+  }
+  return yield* make(input as Input).pipe(
+    Effect.mapError((error) =>
+      base[error.field as keyof Input] === undefined && error.field in environmentVariables
+        ? invalid(environmentVariables[error.field as keyof Input], error.reason)
+        : error
+    )
+  )
+})
+
+/** `host:port` of the gossip address, for logs. */
+export const describe = (config: ClusterConfig): string =>
+  `${config.nodeName} (${config.nodeId}) at ${formatAddress(config.gossipAddress)}`

@@ -1,0 +1,80 @@
+/**
+ * Every way the cluster can fail, as tagged errors: callers match on `_tag`
+ * with `Effect.catchTag`, and each error reads as a sentence when printed.
+ * Failures of the layers below (socket errors, schema issues) are converted to
+ * these at the boundary where they occur, so no foreign error type leaks out.
+ *
+ * @since 0.1.0
+ */
+import { Duration, Schema } from "effect"
+
+/** A lookup named a member that the registry does not hold. */
+export class NodeNotFound extends Schema.TaggedError<NodeNotFound>()("NodeNotFound", {
+  nodeId: Schema.String
+}) {
+  override get message(): string {
+    return `no cluster member with id ${this.nodeId}`
+  }
+}
+
+/** A socket could not be opened, written or read. */
+export class NetworkError extends Schema.TaggedError<NetworkError>()("NetworkError", {
+  message: Schema.String,
+  address: Schema.optionalKey(Schema.String),
+  cause: Schema.optionalKey(Schema.Defect())
+}) {}
+
+/** Bytes that could not be decoded (or a value that could not be encoded). */
+export class SerializationError extends Schema.TaggedError<SerializationError>()("SerializationError", {
+  message: Schema.String,
+  cause: Schema.optionalKey(Schema.Defect())
+}) {}
+
+/** A health check that did not answer within its timeout. */
+export class HealthCheckTimeout extends Schema.TaggedError<HealthCheckTimeout>()("HealthCheckTimeout", {
+  check: Schema.String,
+  timeout: Schema.Duration
+}) {
+  override get message(): string {
+    return `health check "${this.check}" did not answer within ${Duration.format(this.timeout)}`
+  }
+}
+
+/** A configuration value that cannot work; `field` names it as the user wrote it. */
+export class InvalidConfiguration extends Schema.TaggedError<InvalidConfiguration>()("InvalidConfiguration", {
+  field: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `invalid configuration for ${this.field}: ${this.reason}`
+  }
+}
+
+/** Seeds were configured, and none of them answered within `joinTimeout`. */
+export class JoinFailed extends Schema.TaggedError<JoinFailed>()("JoinFailed", {
+  seeds: Schema.Array(Schema.String),
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `could not join the cluster through ${this.seeds.join(", ")}: ${this.reason}`
+  }
+}
+
+/** Any error the cluster reports. */
+export type ClusterError =
+  | NodeNotFound
+  | NetworkError
+  | SerializationError
+  | HealthCheckTimeout
+  | InvalidConfiguration
+  | JoinFailed
+
+/** The schema of {@link ClusterError}, for carrying errors over RPC or logging them structurally. */
+export const ClusterError = Schema.Union([
+  NodeNotFound,
+  NetworkError,
+  SerializationError,
+  HealthCheckTimeout,
+  InvalidConfiguration,
+  JoinFailed
+])

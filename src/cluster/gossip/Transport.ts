@@ -1,0 +1,66 @@
+/**
+ * How a node talks to the others: unreliable datagrams for the protocol's
+ * pings, acks and gossip, and a reliable request/response byte exchange for
+ * push-pull anti-entropy (full state does not fit a datagram).
+ *
+ * The engine only ever sees bytes and `Address`es; `UdpTransport` puts them on
+ * real sockets, `SimNetwork` on an in-memory network with latency, loss and
+ * partitions that a test controls. Both log sends and receives at Debug.
+ *
+ * @since 0.1.0
+ */
+
+import { Context, type Duration, type Effect, type Scope } from "effect"
+import type { NonEmptyReadonlyArray } from "effect/Array"
+import type { NetworkError } from "../Errors.ts"
+import type { Address } from "../Node.ts"
+
+/** A datagram as received: who sent it (the source address of the packet) and its bytes. */
+export interface Packet {
+  readonly from: Address
+  readonly payload: Uint8Array
+}
+
+/**
+ * Serves one push-pull exchange: given the peer's request bytes, produce the
+ * response bytes. A failure closes the exchange without a response.
+ */
+export type StreamHandler = (from: Address, request: Uint8Array) => Effect.Effect<Uint8Array, NetworkError>
+
+export class Transport extends Context.Service<
+  Transport,
+  {
+    /** The address this transport is bound to (with the real port when bound to port 0). */
+    readonly localAddress: Address
+    /** Sends one datagram. Never blocks on the peer; a datagram may be lost. */
+    readonly send: (to: Address, payload: Uint8Array) => Effect.Effect<void, NetworkError>
+    /**
+     * Waits for the next datagrams (at least one). A single fiber consumes
+     * them; packets that arrive faster than they are taken are dropped and counted.
+     */
+    readonly receive: Effect.Effect<NonEmptyReadonlyArray<Packet>>
+    /**
+     * One reliable exchange: opens a stream to `to`, writes `request`, reads the
+     * whole response, closes. Fails with `NetworkError` on refusal, timeout, a
+     * response over `maxBytes`, or a broken stream.
+     */
+    readonly exchange: (
+      to: Address,
+      request: Uint8Array,
+      options: { readonly timeout: Duration.Input; readonly maxBytes: number }
+    ) => Effect.Effect<Uint8Array, NetworkError>
+    /**
+     * Serves incoming exchanges with `handler` until the scope closes. Requests
+     * over `maxBytes` are refused before they are read into memory.
+     */
+    readonly serve: (
+      handler: StreamHandler,
+      options: { readonly maxBytes: number; readonly timeout: Duration.Input }
+    ) => Effect.Effect<void, never, Scope.Scope>
+    /**
+     * Resolves a host name to the addresses to send to (IP literals resolve to
+     * themselves). Called at every join attempt, so DNS changes are followed.
+     */
+    readonly resolve: (address: Address) => Effect.Effect<ReadonlyArray<Address>, NetworkError>
+  }
+>()("shoal/cluster/gossip/Transport") {}
