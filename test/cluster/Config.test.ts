@@ -92,7 +92,7 @@ describe("ClusterConfig.make", () => {
     ["tags", { tags: { healthy: "true" } }],
     ["tags", { tags: { blob: "x".repeat(1300) } }],
     ["probeInterval", { probeInterval: 0 }],
-    ["probeInterval", { probeInterval: "soon" }],
+    ["probeInterval", { probeInterval: "soon" as Duration.Input }],
     ["probeInterval", { probeInterval: "Infinity" }],
     ["pingTimeout", { pingTimeout: -5 }],
     ["pingTimeout", { pingTimeout: "1 second" }],
