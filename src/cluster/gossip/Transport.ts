@@ -10,10 +10,10 @@
  * @since 0.1.0
  */
 
-import { Context, type Duration, type Effect, type Scope } from "effect"
+import { Context, type Duration, Effect, LogLevel, References, type Scope } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import type { NetworkError } from "../Errors.ts"
-import type { Address } from "../Node.ts"
+import { type Address, formatAddress } from "../Node.ts"
 
 /** A datagram as received: who sent it (the source address of the packet) and its bytes. */
 export interface Packet {
@@ -26,6 +26,19 @@ export interface Packet {
  * response bytes. A failure closes the exchange without a response.
  */
 export type StreamHandler = (from: Address, request: Uint8Array) => Effect.Effect<Uint8Array, NetworkError>
+
+/**
+ * Cheap running totals for one transport, for tests, benchmarks and the CLI
+ * (the process-wide `shoal_transport_*` metrics aggregate all transports).
+ */
+export interface TransportStats {
+  readonly packetsSent: number
+  readonly bytesSent: number
+  readonly packetsReceived: number
+  readonly bytesReceived: number
+  /** Datagrams that arrived but were discarded because the receive buffer was full. */
+  readonly dropped: number
+}
 
 export class Transport extends Context.Service<
   Transport,
@@ -62,5 +75,21 @@ export class Transport extends Context.Service<
      * themselves). Called at every join attempt, so DNS changes are followed.
      */
     readonly resolve: (address: Address) => Effect.Effect<ReadonlyArray<Address>, NetworkError>
+    /** Datagram counters since this transport opened. */
+    readonly stats: Effect.Effect<TransportStats>
   }
 >()("shoal/cluster/gossip/Transport") {}
+
+/**
+ * Logs one datagram at Debug with `peer` and `bytes` annotations. The level is
+ * checked first, so the hot path pays nothing for the annotations when Debug
+ * is off (the default).
+ *
+ * @internal for transport implementations
+ */
+export const logPacket = (message: string, peer: Address, bytes: number): Effect.Effect<void> =>
+  Effect.withFiber((fiber) =>
+    LogLevel.isGreaterThan(fiber.getRef(References.MinimumLogLevel), "Debug")
+      ? Effect.void
+      : Effect.logDebug(message).pipe(Effect.annotateLogs({ peer: formatAddress(peer), bytes }))
+  )
