@@ -1,6 +1,6 @@
 import * as Net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, type Duration, Effect, Exit, Layer, Scope } from "effect"
+import { Context, type Duration, Effect, Exit, Layer, Metric, Scope } from "effect"
 import { Transport } from "../../src/cluster/gossip/Transport.ts"
 import * as UdpTransport from "../../src/cluster/gossip/UdpTransport.ts"
 import { Address, formatAddress } from "../../src/cluster/Node.ts"
@@ -64,6 +64,43 @@ describe("UdpTransport (127.0.0.1)", () => {
         bytesReceived: 4,
         dropped: 0
       })
+      // the process-wide counters saw both datagrams (other tests may add more)
+      const counters = new Map((yield* Metric.snapshot).map((m) => [m.id, m.state] as const))
+      const count = (id: string) => Number((counters.get(id) as { count: number } | undefined)?.count ?? 0)
+      assert.isAtLeast(count("shoal_transport_packets_sent"), 2)
+      assert.isAtLeast(count("shoal_transport_bytes_received"), 8)
+    })
+  )
+
+  it.live("counts datagrams dropped by a full receive buffer", () =>
+    Effect.gen(function* () {
+      const a = yield* open()
+      const context = yield* Layer.build(UdpTransport.layer({ bind: loopback(), receiveCapacity: 4 }))
+      const b = Context.get(context, Transport)
+      for (let i = 0; i < 10; i++) yield* a.send(b.localAddress, Uint8Array.of(i))
+      // wait (bounded) until all ten arrived or were dropped
+      const deadline = Date.now() + 5_000
+      let stats = yield* b.stats
+      while (stats.dropped < 6 && Date.now() < deadline) {
+        yield* Effect.sleep("10 millis")
+        stats = yield* b.stats
+      }
+      assert.strictEqual(stats.dropped, 6)
+      const batch = yield* b.receive
+      assert.deepStrictEqual(
+        batch.map((p) => p.payload[0]),
+        [0, 1, 2, 3]
+      )
+    })
+  )
+
+  it.live("send after the transport closed fails instead of waiting forever", () =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const a = yield* open().pipe(Scope.provide(scope))
+      yield* Scope.close(scope, Exit.void)
+      const error = yield* a.send(loopback(9), text("x")).pipe(Effect.flip, within("5 seconds", "send after close"))
+      assert.match(error.message, /closed/)
     })
   )
 

@@ -37,7 +37,9 @@
  * link latency, the target's handler runs, and its response travels back after
  * the reverse link's latency; a blocked request or response is never delivered,
  * so the caller times out, as with a real unreachable peer. An exchange with
- * an address nobody serves is refused after the return latency.
+ * an address nobody serves is refused after the return latency. As over TCP,
+ * the handler sees the caller's host with an ephemeral port, never its gossip
+ * port.
  *
  * Build the network inside each test (not in a shared `layer(...)` block): it
  * captures the `Clock`, `Random` and scheduler of the context it is built in.
@@ -161,6 +163,11 @@ export class SimNetwork extends Context.Service<
     SimNetwork,
     Effect.suspend(() => Effect.orDie(make()))
   )
+
+  /** Builds a network in the current scope (see the module-level `make`). */
+  static readonly make = (
+    options?: SimNetworkOptions
+  ): Effect.Effect<SimNetwork["Service"], InvalidConfiguration, Scope.Scope> => make(options)
 
   /** A network with the given options. */
   static readonly layerWith = (options: SimNetworkOptions): Layer.Layer<SimNetwork, InvalidConfiguration> =>
@@ -296,6 +303,9 @@ const before = (a: Delivery, b: Delivery): boolean => a.time < b.time || (a.time
 
 const defaultConditions: Conditions = { latency: 1, jitter: 0, loss: 0 }
 const firstEphemeralPort = 49152
+// source ports of simulated stream connections (Linux's default ephemeral range)
+const ephemeralBase = 32768
+const ephemeralRange = 28232
 
 const isIpLiteral = (host: string): boolean => Result.isSuccess(NetAddress.ipFromString(host))
 
@@ -410,6 +420,7 @@ export const make = Effect.fnUntraced(function* (
 
   // -- the delivery scheduler -------------------------------------------------
 
+  let streamSequence = 0
   const heap = new DeliveryHeap()
   let sequence = 0
   let armedAt: number | undefined
@@ -437,6 +448,8 @@ export const make = Effect.fnUntraced(function* (
         if (target > now) yield* Effect.sleep(target - now)
         if (gen !== generation || closed) return
         deliverDue(Math.max(target, clock.currentTimeMillisUnsafe()))
+        // a delivery may have armed an earlier timer, which now owns the heap
+        if (gen !== generation || closed) return
         const next = heap.peek()
         if (next === undefined) {
           armedAt = undefined
@@ -566,7 +579,12 @@ export const make = Effect.fnUntraced(function* (
             if (bytes.length > server.maxBytes) {
               return respond(Effect.fail(failure(`request of ${bytes.length} bytes exceeds ${server.maxBytes}`, toKey)))
             }
-            const handling = server.handler(local, bytes).pipe(
+            // like TCP, the server sees the client's host on an ephemeral port
+            const remote = new Address(
+              { host: local.host, port: ephemeralBase + (streamSequence++ % ephemeralRange) },
+              { disableChecks: true }
+            )
+            const handling = server.handler(remote, bytes).pipe(
               Effect.timeoutOrElse({
                 duration: server.timeout,
                 orElse: () => Effect.fail(failure("handler timed out", toKey))

@@ -24,6 +24,9 @@ export interface Packet {
 /**
  * Serves one push-pull exchange: given the peer's request bytes, produce the
  * response bytes. A failure closes the exchange without a response.
+ *
+ * `from` is the stream's remote end: the peer's host, but an ephemeral port,
+ * not its gossip port. Identify the peer from the request's contents.
  */
 export type StreamHandler = (from: Address, request: Uint8Array) => Effect.Effect<Uint8Array, NetworkError>
 

@@ -275,8 +275,13 @@ export const make = Effect.fn("UdpTransport.make")(function* (
     return inet
   }
 
+  // after close, a write would wait forever for a reader that never comes back
+  let closed = false
+  yield* Effect.addFinalizer(() => Effect.sync(() => (closed = true)))
+
   const send = (to: Address, payload: Uint8Array): Effect.Effect<void, NetworkError> =>
     Effect.suspend(() => {
+      if (closed) return Effect.fail(networkError("transport is closed", formatAddress(to)))
       const target = inetOf(to)
       if (target === undefined) {
         return Effect.fail(networkError("destination must be an IP address (resolve it first)", formatAddress(to)))

@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Clock, Effect, Exit, type Fiber, Option, Random, type Result, Scope } from "effect"
+import { Cause, Clock, Effect, Exit, type Fiber, Logger, Option, Random, References, type Result, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { NetworkError } from "../../../src/cluster/Errors.ts"
-import { make, SimNetwork } from "../../../src/cluster/gossip/SimNetwork.ts"
+import { SimNetwork, type SimNetworkOptions } from "../../../src/cluster/gossip/SimNetwork.ts"
 import { Transport } from "../../../src/cluster/gossip/Transport.ts"
 import { Address, formatAddress } from "../../../src/cluster/Node.ts"
 
@@ -44,7 +44,7 @@ const failedWith = <A, E>(fiber: Fiber.Fiber<A, E>): E => {
 }
 
 /** Attaches the given addresses to a fresh network built in the current (test) context. */
-const network = (options?: Parameters<typeof make>[0]) => make(options)
+const network = (options?: SimNetworkOptions) => SimNetwork.make(options)
 
 describe("SimNetwork", () => {
   it.effect("delivers a datagram after the link latency, not before", () =>
@@ -61,6 +61,49 @@ describe("SimNetwork", () => {
       const stats = yield* b.stats
       assert.deepStrictEqual(stats, { packetsSent: 0, bytesSent: 0, packetsReceived: 1, bytesReceived: 3, dropped: 0 })
       assert.strictEqual((yield* a.stats).bytesSent, 3)
+    })
+  )
+
+  it.effect("logs sends and receives at Debug with peer and bytes, and nothing at the default level", () =>
+    Effect.gen(function* () {
+      const lines: Array<{ message: unknown; annotations: Record<string, unknown> }> = []
+      const capture = Logger.make((options) => {
+        lines.push({
+          message: options.message,
+          annotations: { ...options.fiber.getRef(References.CurrentLogAnnotations) }
+        })
+      })
+      const net = yield* network()
+      const a = yield* net.attach(A)
+      const b = yield* net.attach(B)
+      const exchangeOnce = Effect.gen(function* () {
+        yield* a.send(B, bytes(1, 2))
+        yield* TestClock.adjust("1 millis")
+        yield* b.receive
+      }).pipe(Effect.provide(Logger.layer([capture])))
+      yield* exchangeOnce
+      assert.deepStrictEqual(lines, [])
+      yield* exchangeOnce.pipe(Effect.provideService(References.MinimumLogLevel, "Debug"))
+      assert.deepStrictEqual(lines, [
+        { message: ["sent datagram"], annotations: { peer: "10.0.0.2:7946", bytes: 2 } },
+        { message: ["received datagram"], annotations: { peer: "10.0.0.1:7946", bytes: 2 } }
+      ])
+    })
+  )
+
+  it.effect("zero latency delivers within the same instant", () =>
+    Effect.gen(function* () {
+      const net = yield* network({ defaults: { latency: 0 } })
+      const a = yield* net.attach(A)
+      const b = yield* net.attach(B)
+      yield* a.send(B, bytes(1))
+      yield* a.send(B, bytes(2))
+      const batch = yield* b.receive
+      assert.deepStrictEqual(
+        batch.map((p) => p.payload[0]),
+        [1, 2]
+      )
+      assert.strictEqual(yield* Clock.currentTimeMillis, 0)
     })
   )
 
@@ -302,7 +345,7 @@ describe("SimNetwork", () => {
       yield* b.serve(
         (from, request) =>
           Effect.sync(() => {
-            seenFrom.push(formatAddress(from))
+            seenFrom.push(`${from.host} ${from.port === A.port ? "gossip port" : "ephemeral port"}`)
             return Uint8Array.from(request).reverse()
           }),
         { maxBytes: 1024, timeout: "1 second" }
@@ -314,7 +357,7 @@ describe("SimNetwork", () => {
       const exit = fiber.pollUnsafe()
       assert.isTrue(exit !== undefined && Exit.isSuccess(exit))
       assert.deepStrictEqual(Array.from((exit as Exit.Success<Uint8Array>).value), [3, 2, 1])
-      assert.deepStrictEqual(seenFrom, ["10.0.0.1:7946"])
+      assert.deepStrictEqual(seenFrom, ["10.0.0.1 ephemeral port"])
     })
   )
 
@@ -442,7 +485,7 @@ describe("SimNetwork", () => {
       assert.strictEqual(loss.field, "loss")
       const latency = yield* net.setLink(A, B, { latency: -1 }).pipe(Effect.flip)
       assert.strictEqual(latency.field, "latency")
-      const capacity = yield* make({ receiveCapacity: 0 }).pipe(Effect.flip)
+      const capacity = yield* SimNetwork.make({ receiveCapacity: 0 }).pipe(Effect.flip)
       assert.strictEqual(capacity.field, "receiveCapacity")
       const a = yield* net.attach(A)
       const huge = yield* a.send(B, new Uint8Array(70_000)).pipe(Effect.flip)
