@@ -1,0 +1,509 @@
+/**
+ * Bytes on the wire: a small hand-written header in front of a SchemaBinary
+ * body, compound packets packed to a byte budget, and the push-pull frame.
+ *
+ * ```text
+ * offset  size  field
+ * 0       1     magic 0xD3 ("S" | 0x80): not a shoal packet otherwise
+ * 1       1     protocol version (1)
+ * 2       1     flags; bit 0 = envelope (reserved), every other bit reserved
+ * 3       1     kind: 1 = compound packet (datagram), 2 = push-pull (stream)
+ * 4       1     label length L, 0..64
+ * 5       L     cluster label, UTF-8
+ * 5 + L   …     body: one SchemaBinary frame of `Packet` or `PushPull`
+ * ```
+ *
+ * **Body mode.** The body uses SchemaBinary's default mode, not
+ * `{ fingerprint: true }`. Measured with `bench/codec.ts` (bodies only): a
+ * ping carrying ten realistic Alive updates is 873 bytes vs 856, an ack 37
+ * either way, a 50-member push-pull 4,066 vs 4,011, at the same speed
+ * (~8,000 ping round trips/s). The positional layout saves little because
+ * every field already has a one-byte `fieldId` tag, and the fingerprint
+ * itself costs 8 bytes a frame. What fingerprints would cost is rolling
+ * upgrades: they reject any layout change, so adding one optional field would
+ * split a cluster in two while it is being upgraded. In default mode an old
+ * node skips fields it does not know, so additive changes keep the protocol
+ * version; the header's version byte, bumped only for incompatible changes,
+ * is what pins the layout.
+ *
+ * **Envelope (extension point).** Flags bit 0 is reserved for an
+ * authentication/encryption envelope: when set, the bytes after the label
+ * are the envelope (nonce, ciphertext, tag — with the header as associated
+ * data) and its plaintext is the body. Nothing here produces it yet, so a
+ * packet with any flag set is rejected rather than misread; `openBody` is
+ * where the envelope will be opened.
+ *
+ * **Hostile input.** Decoding never throws and never sizes an allocation from
+ * a length field it has not checked: datagrams over 65,507 bytes and streams
+ * over their cap are refused before anything is read; the label length is
+ * checked against 64 and the bytes present; SchemaBinary checks string and
+ * byte lengths against the bytes present, but trusts an array's count up to
+ * "bytes left + 1 MiB", so the top-level arrays' counts are checked here
+ * first (`arrayCountsPlausible`). `CodecFuzz.test.ts` feeds all of it random
+ * and mutated frames and lying length prefixes. Every failure is a
+ * `SerializationError`; `rejectionReason` tells them apart for metrics.
+ *
+ * Encoders take constructed (checked) values and cannot fail on them; a
+ * failure there is a bug, and they throw.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Result, Schema } from "effect"
+import { SchemaBinary } from "effect/encoding"
+import { MAX_UDP_PAYLOAD } from "../Config.ts"
+import { SerializationError } from "../Errors.ts"
+import { type Message, type NodeStateUpdate, Packet, PushPull } from "./Messages.ts"
+
+/** First byte of every shoal packet and stream frame. */
+export const MAGIC = 0xd3
+
+/** The wire protocol version this build speaks; bumped only for incompatible changes. */
+export const PROTOCOL_VERSION = 1
+
+/** Flags bit 0: the body is wrapped in an authentication/encryption envelope (reserved). */
+export const FLAG_ENVELOPE = 0x01
+
+/** Flags this build understands; a packet with any other bit set is rejected. */
+const SUPPORTED_FLAGS = 0x00
+
+/** Header `kind` byte of a compound (datagram) packet. */
+export const KIND_PACKET = 1
+
+/** Header `kind` byte of a push-pull (stream) message. */
+export const KIND_PUSH_PULL = 2
+
+/** Longest cluster label, in UTF-8 bytes (`ClusterConfig` enforces the same). */
+export const MAX_LABEL_BYTES = 64
+
+/** Largest datagram accepted: the largest UDP payload over IPv4. */
+export const MAX_PACKET_SIZE = MAX_UDP_PAYLOAD
+
+/**
+ * Default cap on a push-pull frame. A full-state entry is about 90 bytes, so
+ * 8 MiB holds ~90,000 members; anything larger is refused before it is read.
+ */
+export const MAX_PUSH_PULL_SIZE = 8 * 1024 * 1024
+
+/** Most updates piggybacked on one packet (SWIM/memberlist practice). */
+export const DEFAULT_MAX_UPDATES = 10
+
+/** Why a packet was refused; the `cause` of a header rejection, for metrics. */
+export type RejectionReason =
+  | "too-short"
+  | "too-large"
+  | "magic"
+  | "version"
+  | "flags"
+  | "kind"
+  | "label"
+  | "cluster"
+  | "body"
+
+/** The `cause` of a `SerializationError` raised by this module for a header problem. */
+export interface Rejection {
+  readonly _tag: "CodecRejection"
+  readonly reason: RejectionReason
+}
+
+/**
+ * Why this module refused some bytes: a header check (`"cluster"` for
+ * another cluster's label, `"version"`, …) or `"body"` when the header was
+ * fine and the SchemaBinary body was not.
+ */
+export const rejectionReason = (error: SerializationError): RejectionReason => {
+  const cause = error.cause as Partial<Rejection> | undefined
+  return typeof cause === "object" && cause !== null && cause._tag === "CodecRejection" && cause.reason !== undefined
+    ? cause.reason
+    : "body"
+}
+
+const reject = (reason: RejectionReason, message: string): SerializationError =>
+  new SerializationError({ message, cause: { _tag: "CodecRejection", reason } satisfies Rejection })
+
+const bodyError = (what: string, cause: unknown): SerializationError =>
+  new SerializationError({
+    message: `undecodable ${what} body: ${cause instanceof Error ? cause.message : String(cause)}`,
+    cause
+  })
+
+// ---------------------------------------------------------------------------
+// Header
+// ---------------------------------------------------------------------------
+
+const HEADER_FIXED = 5
+const textEncoder = new TextEncoder()
+const labelDecoder = new TextDecoder("utf-8", { fatal: false })
+
+/**
+ * Encoded labels, by label. A node uses one label for its lifetime, so the
+ * cache stays tiny; it is reset if something feeds it many.
+ */
+const labelCache = new Map<string, Uint8Array>()
+
+const labelBytes = (label: string): Uint8Array => {
+  let bytes = labelCache.get(label)
+  if (bytes === undefined) {
+    bytes = textEncoder.encode(label)
+    if (bytes.length > MAX_LABEL_BYTES) {
+      throw new SerializationError({
+        message: `cluster label "${label}" is ${bytes.length} bytes; at most ${MAX_LABEL_BYTES} fit the header`
+      })
+    }
+    if (labelCache.size >= 16) labelCache.clear()
+    labelCache.set(label, bytes)
+  }
+  return bytes
+}
+
+/** Header plus body in one buffer the caller owns (SchemaBinary's output is a view into a shared arena). */
+const frame = (kind: number, label: Uint8Array, body: Uint8Array): Uint8Array<ArrayBuffer> => {
+  const out = new Uint8Array(HEADER_FIXED + label.length + body.length)
+  out[0] = MAGIC
+  out[1] = PROTOCOL_VERSION
+  out[2] = 0
+  out[3] = kind
+  out[4] = label.length
+  out.set(label, HEADER_FIXED)
+  out.set(body, HEADER_FIXED + label.length)
+  return out
+}
+
+const kindName = (kind: number) => (kind === KIND_PACKET ? "packet" : kind === KIND_PUSH_PULL ? "push-pull" : "unknown")
+
+/**
+ * Checks the header against this node's expectations and returns where the
+ * body starts. Everything is bounded by `bytes.length`, which the caller has
+ * already checked against a hard cap.
+ */
+const readHeader = (
+  bytes: Uint8Array,
+  expectedKind: number,
+  label: string
+): Result.Result<number, SerializationError> => {
+  if (bytes.length < HEADER_FIXED) {
+    return Result.fail(
+      reject("too-short", `packet of ${bytes.length} bytes is shorter than the ${HEADER_FIXED}-byte header`)
+    )
+  }
+  if (bytes[0] !== MAGIC) {
+    return Result.fail(reject("magic", `not a shoal packet (first byte 0x${bytes[0]!.toString(16).padStart(2, "0")})`))
+  }
+  const version = bytes[1]!
+  if (version !== PROTOCOL_VERSION) {
+    return Result.fail(
+      reject("version", `unsupported protocol version ${version}; this node speaks version ${PROTOCOL_VERSION}`)
+    )
+  }
+  const flags = bytes[2]!
+  if ((flags & ~SUPPORTED_FLAGS) !== 0) {
+    return Result.fail(
+      reject(
+        "flags",
+        (flags & FLAG_ENVELOPE) !== 0
+          ? `packet is wrapped in an envelope (flags 0x${flags.toString(16)}), which this node cannot open`
+          : `unsupported header flags 0x${flags.toString(16)}`
+      )
+    )
+  }
+  const kind = bytes[3]!
+  if (kind !== expectedKind) {
+    return Result.fail(reject("kind", `expected a ${kindName(expectedKind)} frame, got a ${kindName(kind)} (${kind})`))
+  }
+  const length = bytes[4]!
+  if (length > MAX_LABEL_BYTES || HEADER_FIXED + length > bytes.length) {
+    return Result.fail(reject("label", `cluster label length ${length} exceeds the limit or the packet`))
+  }
+  const expected = labelBytes(label)
+  let same = expected.length === length
+  for (let i = 0; same && i < length; i++) same = expected[i] === bytes[HEADER_FIXED + i]
+  if (!same) {
+    const got = labelDecoder.decode(bytes.subarray(HEADER_FIXED, HEADER_FIXED + length))
+    return Result.fail(reject("cluster", `packet from cluster "${got}", but this node is in cluster "${label}"`))
+  }
+  return Result.succeed(HEADER_FIXED + length)
+}
+
+/**
+ * The body's plaintext. Today bodies are sent in the clear (the header check
+ * refuses flagged packets); the envelope, when added, is opened here.
+ */
+const openBody = (bytes: Uint8Array, offset: number): Uint8Array => bytes.subarray(offset)
+
+// ---------------------------------------------------------------------------
+// Array-count guard
+// ---------------------------------------------------------------------------
+
+/**
+ * Reads a uvarint as SchemaBinary writes it (up to 10 bytes, overlong forms
+ * included) without passing `end`, moving `cursor`; `-1` when truncated.
+ */
+const readUvarint = (bytes: Uint8Array, cursor: { pos: number }, end: number): number => {
+  let value = 0
+  let scale = 1
+  for (let i = 0; i < 10 && cursor.pos < end; i++) {
+    const b = bytes[cursor.pos++]!
+    value += (b & 0x7f) * scale
+    if (b < 0x80) return value
+    scale *= 128
+  }
+  return -1
+}
+
+/**
+ * SchemaBinary allocates an array before reading its elements, trusting a
+ * claimed count up to "bytes left + 1 MiB": a 7-byte body claiming a million
+ * elements costs ~8 MB and ~3.5 ms to refuse (measured), an amplification a
+ * flood of tiny datagrams turns into a denial of service. Every array in our
+ * bodies is a top-level field (`messages`, `updates`, `nodes`) and each
+ * element takes at least one byte, so this walks the top-level fields (frame
+ * length, envelope byte, then `tag = id·8 + wire kind` and payload, as
+ * SchemaBinary writes them) and refuses an array whose count exceeds its own
+ * payload's length, and anything it cannot follow (which SchemaBinary would
+ * refuse as truncated too).
+ *
+ * This couples to SchemaBinary's wire format: the round-trip and fuzz tests
+ * fail loudly if an effect upgrade changes it.
+ */
+const arrayCountsPlausible = (body: Uint8Array, arrayFieldIds: ReadonlyArray<number>): boolean => {
+  const cursor = { pos: 0 }
+  const frameLength = readUvarint(body, cursor, body.length)
+  if (frameLength < 0 || cursor.pos + frameLength > body.length) return false
+  const end = cursor.pos + frameLength
+  cursor.pos++ // envelope byte
+  while (cursor.pos < end) {
+    const tag = readUvarint(body, cursor, end)
+    if (tag < 0) return false
+    const kind = tag % 8
+    if (kind === 0) {
+      const length = readUvarint(body, cursor, end)
+      if (length < 0 || cursor.pos + length > end) return false
+      if (arrayFieldIds.includes((tag - kind) / 8)) {
+        const count = readUvarint(body, { pos: cursor.pos }, cursor.pos + length)
+        if (count < 0 || count > length) return false
+      }
+      cursor.pos += length
+    } else if (kind === 1 || kind === 5) {
+      // a varint, or a decimal's two varints
+      for (let n = kind === 1 ? 1 : 2; n > 0; n--) if (readUvarint(body, cursor, end) < 0) return false
+    } else if (kind === 2) {
+      cursor.pos += 8
+    } else if (kind === 6) {
+      cursor.pos += 4
+    }
+    // 3, 4 and 7 (false, true, empty) carry no payload
+  }
+  return cursor.pos === end
+}
+
+const PACKET_ARRAY_FIELDS = [1, 2]
+const PUSH_PULL_ARRAY_FIELDS = [3]
+
+const implausibleCounts = (what: string) =>
+  new SerializationError({
+    message: `undecodable ${what} body: an array claims more elements than it has bytes`,
+    cause: { _tag: "CodecRejection", reason: "body" } satisfies Rejection
+  })
+
+// ---------------------------------------------------------------------------
+// Compound packets
+// ---------------------------------------------------------------------------
+
+const PacketBinary = SchemaBinary.toCodec(Packet)
+const encodePacketBody = Schema.encodeSync(PacketBinary)
+const decodePacketBody = Schema.decodeUnknownResult(PacketBinary)
+
+/** What the header carries besides the constants: the cluster's label. */
+export interface PacketHeader {
+  readonly label: string
+}
+
+/**
+ * Encodes a packet with its header into bytes the caller owns. Throws only
+ * on a bug (a label over 64 bytes, a value that skipped its checks).
+ */
+export const encodePacket = (header: PacketHeader, packet: Packet): Uint8Array<ArrayBuffer> =>
+  frame(KIND_PACKET, labelBytes(header.label), encodePacketBody(packet))
+
+/**
+ * Decodes one datagram of cluster `label`; the hot path's variant, with no
+ * Effect around it. Never throws.
+ */
+export const decodePacketResult = (label: string, bytes: Uint8Array): Result.Result<Packet, SerializationError> => {
+  if (bytes.length > MAX_PACKET_SIZE) {
+    return Result.fail(reject("too-large", `packet of ${bytes.length} bytes exceeds ${MAX_PACKET_SIZE}`))
+  }
+  try {
+    const offset = readHeader(bytes, KIND_PACKET, label)
+    if (Result.isFailure(offset)) return Result.fail(offset.failure)
+    const body = openBody(bytes, offset.success)
+    if (!arrayCountsPlausible(body, PACKET_ARRAY_FIELDS)) return Result.fail(implausibleCounts("packet"))
+    const decoded = decodePacketBody(body)
+    return Result.isFailure(decoded)
+      ? Result.fail(bodyError("packet", decoded.failure))
+      : Result.succeed(decoded.success)
+  } catch (cause) {
+    // SchemaBinary reports malformed input as a SchemaError; anything else it
+    // throws (a defect) must still not escape into the receive loop.
+    return Result.fail(bodyError("packet", cause))
+  }
+}
+
+/** Decodes one datagram of cluster `label`. */
+export const decodePacket = (label: string, bytes: Uint8Array): Effect.Effect<Packet, SerializationError> =>
+  Effect.suspend(() => Effect.fromResult(decodePacketResult(label, bytes)))
+
+const EMPTY_PACKET_BODY_SIZE = encodePacketBody({ messages: [], updates: [] }).length
+
+/**
+ * Bytes an enclosing packet can grow by beyond the updates' own sizes: the
+ * frame length, the updates field's length and the updates count are varints
+ * that widen (by at most 2 bytes each for anything under 64 KiB).
+ */
+export const PACKET_GROWTH_SLACK = 6
+
+const sizeCache = new WeakMap<NodeStateUpdate, number>()
+
+/**
+ * What one update adds to a packet, at most: its cost as the only element of
+ * the updates array (including the row's shape declaration and every string
+ * in full). In a longer array it costs the same or less — a repeated shape is
+ * referenced by number and a repeated string (a tag key, a zone) by index.
+ * Memoized per update (updates are immutable).
+ */
+export const updateSize = (update: NodeStateUpdate): number => {
+  let size = sizeCache.get(update)
+  if (size === undefined) {
+    size = encodePacketBody({ messages: [], updates: [update] }).length - EMPTY_PACKET_BODY_SIZE
+    sizeCache.set(update, size)
+  }
+  return size
+}
+
+/** The packed datagram and how many candidates (a prefix) it carries. */
+export interface Packed {
+  readonly bytes: Uint8Array<ArrayBuffer>
+  readonly included: number
+}
+
+const fixedSize = (label: string, bare: Uint8Array) => HEADER_FIXED + labelBytes(label).length + bare.length
+
+/**
+ * Bytes left for piggybacked updates in a packet of `messages`, for the
+ * dissemination queue's budget: updates whose {@link updateSize}s sum to at
+ * most this always fit, so {@link packCompound} takes all of them.
+ */
+export const updateBudget = (label: string, messages: ReadonlyArray<Message>, maxPacketSize: number): number =>
+  Math.max(0, maxPacketSize - fixedSize(label, encodePacketBody({ messages, updates: [] })) - PACKET_GROWTH_SLACK)
+
+/**
+ * Builds the compound packet `messages` + the longest prefix of `candidates`
+ * that fits both `maxUpdates` and `maxPacketSize` (candidates keep their
+ * order; the queue puts the most urgent first). Sizes are planned with
+ * {@link updateSize} — a guaranteed fit — and the rest is settled on the real
+ * encoding, which grows with every added update, so the first one that does
+ * not fit ends the search. `bytes.length` never exceeds `maxPacketSize`.
+ *
+ * Throws (a bug) when the messages alone do not fit: `ClusterConfig` keeps
+ * `maxPacketSize` ≥ 512 bytes and the largest message takes under 100.
+ */
+export const packCompound = (
+  label: string,
+  messages: ReadonlyArray<Message>,
+  candidates: ReadonlyArray<NodeStateUpdate>,
+  maxPacketSize: number,
+  maxUpdates: number = DEFAULT_MAX_UPDATES
+): Packed => {
+  const labelBytesOf = labelBytes(label)
+  const bare = encodePacketBody({ messages, updates: [] })
+  const fixed = HEADER_FIXED + labelBytesOf.length
+  if (fixed + bare.length > maxPacketSize) {
+    throw new SerializationError({
+      message: `${messages.length} message(s) take ${fixed + bare.length} bytes, over the ${maxPacketSize}-byte packet size`
+    })
+  }
+  const limit = Math.min(candidates.length, Math.max(0, Math.floor(maxUpdates)))
+  // `estimate` is an upper bound of the packet with `count` updates, short of
+  // the varint growth that PACKET_GROWTH_SLACK covers once.
+  let count = 0
+  let estimate = fixed + bare.length
+  let body: Uint8Array = bare
+  let bodyCount = 0
+  while (count < limit) {
+    const size = updateSize(candidates[count]!)
+    if (estimate + size + PACKET_GROWTH_SLACK <= maxPacketSize) {
+      estimate += size
+      count++
+      continue
+    }
+    // Not guaranteed: ask the encoder. Runs share row shapes and strings, so
+    // the real packet is usually smaller than the estimate.
+    const trial = encodePacketBody({ messages, updates: candidates.slice(0, count + 1) })
+    if (fixed + trial.length > maxPacketSize) break
+    body = trial
+    bodyCount = ++count
+    estimate = fixed + trial.length
+  }
+  if (bodyCount !== count) body = encodePacketBody({ messages, updates: candidates.slice(0, count) })
+  // The bound above holds by construction; this guards the guarantee itself.
+  while (fixed + body.length > maxPacketSize && count > 0) {
+    count--
+    body = encodePacketBody({ messages, updates: candidates.slice(0, count) })
+  }
+  return { bytes: frame(KIND_PACKET, labelBytesOf, body), included: count }
+}
+
+// ---------------------------------------------------------------------------
+// Push-pull
+// ---------------------------------------------------------------------------
+
+const PushPullBinary = SchemaBinary.toCodec(PushPull)
+const encodePushPullBody = Schema.encodeSync(PushPullBinary)
+const decodePushPullBody = Schema.decodeUnknownResult(PushPullBinary)
+
+/**
+ * Encodes a push-pull message for the stream exchange, with the same header
+ * as a packet. Fails when the state does not fit `maxBytes`: the peer would
+ * refuse it anyway.
+ */
+export const encodePushPull = (
+  label: string,
+  message: PushPull,
+  maxBytes: number = MAX_PUSH_PULL_SIZE
+): Effect.Effect<Uint8Array<ArrayBuffer>, SerializationError> =>
+  Effect.suspend(() => {
+    const bytes = frame(KIND_PUSH_PULL, labelBytes(label), encodePushPullBody(message))
+    return bytes.length > maxBytes
+      ? Effect.fail(
+          reject(
+            "too-large",
+            `push-pull state of ${message.nodes.length} members takes ${bytes.length} bytes, over the ${maxBytes}-byte cap`
+          )
+        )
+      : Effect.succeed(bytes)
+  })
+
+/** Decodes a push-pull message of cluster `label`, refusing anything over `maxBytes` before reading it. */
+export const decodePushPull = (
+  label: string,
+  bytes: Uint8Array,
+  maxBytes: number = MAX_PUSH_PULL_SIZE
+): Effect.Effect<PushPull, SerializationError> =>
+  Effect.suspend(() => {
+    if (bytes.length > maxBytes) {
+      return Effect.fail(
+        reject("too-large", `push-pull frame of ${bytes.length} bytes exceeds the ${maxBytes}-byte cap`)
+      )
+    }
+    try {
+      const offset = readHeader(bytes, KIND_PUSH_PULL, label)
+      if (Result.isFailure(offset)) return Effect.fail(offset.failure)
+      const body = openBody(bytes, offset.success)
+      if (!arrayCountsPlausible(body, PUSH_PULL_ARRAY_FIELDS)) return Effect.fail(implausibleCounts("push-pull"))
+      const decoded = decodePushPullBody(body)
+      return Result.isFailure(decoded)
+        ? Effect.fail(bodyError("push-pull", decoded.failure))
+        : Effect.succeed(decoded.success)
+    } catch (cause) {
+      return Effect.fail(bodyError("push-pull", cause))
+    }
+  })
