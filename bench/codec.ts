@@ -1,0 +1,147 @@
+/**
+ * Wire codec benchmark: bytes per message and encode+decode round trips per
+ * second for the three shapes gossip sends most — an ack, a ping carrying ten
+ * piggybacked Alive updates, and a 50-member push-pull state — in SchemaBinary's
+ * default mode (what `Codec` uses) and in fingerprint mode, with JSON sizes for
+ * comparison. A plain script: warm up, measure, print a table; nothing asserts.
+ *
+ *   npx node bench/codec.ts
+ */
+import { Effect, Schema } from "effect"
+import { SchemaBinary } from "effect/encoding"
+import * as Codec from "../src/cluster/gossip/Codec.ts"
+import { Ack, NodeStateUpdate, Packet, Ping, PushPull } from "../src/cluster/gossip/Messages.ts"
+import { Address, ClusterNode, type NodeId } from "../src/cluster/Node.ts"
+
+const LABEL = "shoal"
+
+const nodeId = (i: number): NodeId => {
+  const h = (n: number, w: number) => n.toString(16).padStart(w, "0").slice(-w)
+  return `${h(0x1f3a5c7e + i * 7919, 8)}-${h(i * 31, 4)}-4${h(i * 17, 3)}-a${h(i * 13, 3)}-${h(0x5e7f9a0b1c2d + i, 12)}` as NodeId
+}
+
+const member = (i: number): ClusterNode =>
+  new ClusterNode({
+    id: nodeId(i),
+    name: `node-${String(i).padStart(2, "0")}`,
+    gossipAddress: new Address({ host: `10.0.${i >> 8}.${i & 255}`, port: 7946 }),
+    rpcAddress: new Address({ host: `10.0.${i >> 8}.${i & 255}`, port: 9000 }),
+    tags: { role: i % 4 === 0 ? "director" : "worker", zone: `eu-west-${(i % 3) + 1}`, version: "1.4.2" },
+    state: "Alive",
+    incarnation: i * 3
+  })
+
+const ping: Packet = {
+  messages: [new Ping({ seq: 1_234_567, from: nodeId(1), target: nodeId(2) })],
+  updates: Array.from({ length: 10 }, (_, i) => NodeStateUpdate.fromNode(member(i + 10)))
+}
+const ack: Packet = { messages: [new Ack({ seq: 1_234_567, from: nodeId(2) })], updates: [] }
+const pushPull = new PushPull({
+  from: nodeId(1),
+  join: false,
+  nodes: Array.from({ length: 50 }, (_, i) => NodeStateUpdate.fromNode(member(i)))
+})
+
+/**
+ * Calls per second of `f`: a warm-up, then `rounds` timed rounds of about
+ * `ms` each, reporting the best round (the one least disturbed by GC or by
+ * other processes on the machine).
+ */
+const opsPerSecond = (f: () => unknown, rounds = 5, ms = 200): number => {
+  const warmUntil = performance.now() + 150
+  while (performance.now() < warmUntil) f()
+  let best = 0
+  for (let round = 0; round < rounds; round++) {
+    let n = 0
+    const start = performance.now()
+    let now = start
+    while (now - start < ms) {
+      for (let i = 0; i < 20; i++) f()
+      n += 20
+      now = performance.now()
+    }
+    best = Math.max(best, (n * 1000) / (now - start))
+  }
+  return best
+}
+
+interface Row {
+  readonly case: string
+  readonly mode: string
+  readonly bytes: number
+  readonly json: number
+  readonly encode: number
+  readonly decode: number
+  readonly roundTrip: number
+}
+
+const rows: Array<Row> = []
+
+const bodyRows = <S extends Schema.Top & { readonly DecodingServices: never; readonly EncodingServices: never }>(
+  name: string,
+  schema: S,
+  value: S["Type"]
+) => {
+  const json = JSON.stringify(value).length
+  for (const fingerprint of [false, true]) {
+    const codec = SchemaBinary.toCodec(schema, { fingerprint })
+    const encode = Schema.encodeSync(codec as any) as (v: unknown) => Uint8Array
+    const decode = Schema.decodeSync(codec as any) as (b: Uint8Array) => unknown
+    const bytes = encode(value).slice()
+    rows.push({
+      case: `${name} (body)`,
+      mode: fingerprint ? "fingerprint" : "default",
+      bytes: bytes.length,
+      json,
+      encode: opsPerSecond(() => encode(value)),
+      decode: opsPerSecond(() => decode(bytes)),
+      roundTrip: opsPerSecond(() => decode(encode(value)))
+    })
+  }
+}
+
+bodyRows("ack", Packet, ack)
+bodyRows("ping + 10 updates", Packet, ping)
+bodyRows("push-pull, 50 members", PushPull, pushPull)
+
+// The full path `Codec` exposes (header + default-mode body, owned bytes).
+const packetRow = (name: string, packet: Packet) => {
+  const bytes = Codec.encodePacket({ label: LABEL }, packet)
+  rows.push({
+    case: `${name} (Codec)`,
+    mode: "default",
+    bytes: bytes.length,
+    json: JSON.stringify(packet).length,
+    encode: opsPerSecond(() => Codec.encodePacket({ label: LABEL }, packet)),
+    decode: opsPerSecond(() => Codec.decodePacketResult(LABEL, bytes)),
+    roundTrip: opsPerSecond(() => Codec.decodePacketResult(LABEL, Codec.encodePacket({ label: LABEL }, packet)))
+  })
+}
+packetRow("ack", ack)
+packetRow("ping + 10 updates", ping)
+{
+  const encode = () => Effect.runSync(Codec.encodePushPull(LABEL, pushPull))
+  const bytes = encode()
+  rows.push({
+    case: "push-pull, 50 members (Codec)",
+    mode: "default",
+    bytes: bytes.length,
+    json: JSON.stringify(pushPull).length,
+    encode: opsPerSecond(encode),
+    decode: opsPerSecond(() => Effect.runSync(Codec.decodePushPull(LABEL, bytes))),
+    roundTrip: opsPerSecond(() => Effect.runSync(Codec.decodePushPull(LABEL, encode())))
+  })
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString("en-US")
+const table = [
+  ["case", "mode", "bytes", "json bytes", "encode/s", "decode/s", "round trips/s"],
+  ...rows.map((r) => [r.case, r.mode, String(r.bytes), String(r.json), fmt(r.encode), fmt(r.decode), fmt(r.roundTrip)])
+]
+const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)))
+for (const [i, row] of table.entries()) {
+  console.log(row.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  "))
+  if (i === 0) console.log(widths.map((w) => "-".repeat(w)).join("  "))
+}
+console.log(`\nupdateSize(one Alive update) = ${Codec.updateSize(ping.updates[0]!)} bytes`)
+console.log(`node ${process.version}`)
