@@ -1,0 +1,227 @@
+/**
+ * The cluster as an application sees it: who is a member, what they
+ * advertise, and a stream of what changes — plus this node's own tags and
+ * health checks. `Cluster.layer(config)` is all an application provides:
+ * it binds the sockets, starts the protocol, joins through the seeds, and on
+ * scope close leaves gracefully and closes everything.
+ *
+ * Health becomes discovery: the aggregated result of this node's health
+ * checks is published as its own tag `healthy=true|false`, so any member can
+ * ask for `{ role: "worker", healthy: "true" }` and get only members that
+ * are both alive and passing their checks.
+ *
+ * @since 0.1.0
+ */
+import { Context, Duration, Effect, Layer, Option, type Scope, Stream } from "effect"
+import * as ClusterConfig from "./Config.ts"
+import { type ClusterError, NodeNotFound } from "./Errors.ts"
+import type { ClusterEvent } from "./Events.ts"
+import { GossipService } from "./gossip/GossipService.ts"
+import { PhiDetector } from "./gossip/PhiDetector.ts"
+import { NodeRegistry, type TagQueryOptions, toEvent } from "./gossip/Registry.ts"
+import { Swim, type SwimStats } from "./gossip/Swim.ts"
+import { type Transport, Transport as TransportService, type TransportStats } from "./gossip/Transport.ts"
+import * as UdpTransport from "./gossip/UdpTransport.ts"
+import type { AggregatedHealth } from "./health/Health.ts"
+import { Health } from "./health/Health.ts"
+import type { HealthCheck } from "./health/HealthCheck.ts"
+import type { ClusterNode, NodeId, Tags } from "./Node.ts"
+
+/** What `Cluster.stats` reports: the engine's counters and the transport's. */
+export interface ClusterStats extends SwimStats {
+  readonly transport: TransportStats
+  readonly awareness: number
+}
+
+/** How the layer behaves beyond the configuration. */
+export interface LayerOptions {
+  /**
+   * Leave gracefully when the layer's scope closes (default `true`). `false`
+   * just stops — the others detect a failure — which is what tests of crash
+   * detection want.
+   */
+  readonly leaveOnClose?: boolean | undefined
+}
+
+export class Cluster extends Context.Service<
+  Cluster,
+  {
+    readonly config: ClusterConfig.ClusterConfig
+    /** This node as the cluster sees it. */
+    readonly localNode: Effect.Effect<ClusterNode>
+    /** Every known member, this node included, in any state. */
+    readonly members: Effect.Effect<ReadonlyArray<ClusterNode>>
+    /** Members in state `Alive`, this node included. */
+    readonly aliveMembers: Effect.Effect<ReadonlyArray<ClusterNode>>
+    readonly member: (id: NodeId) => Effect.Effect<ClusterNode, NodeNotFound>
+    /**
+     * Alive members carrying every one of `tags` (answered from the tag
+     * index). `{ role: "worker", healthy: "true" }` is "healthy workers".
+     */
+    readonly nodesByTags: (tags: Tags, options?: TagQueryOptions) => Effect.Effect<ReadonlyArray<ClusterNode>>
+    /** Membership changes from the moment the stream starts. */
+    readonly events: Stream.Stream<ClusterEvent>
+    /**
+     * The members now and every event after that snapshot, with nothing
+     * missed in between; the subscription is live when this returns.
+     */
+    readonly watch: Effect.Effect<
+      { readonly members: ReadonlyArray<ClusterNode>; readonly events: Stream.Stream<ClusterEvent> },
+      never,
+      Scope.Scope
+    >
+    /** Replaces this node's tags (the `healthy` tag stays the cluster's) and gossips them. */
+    readonly setTags: (tags: Tags) => Effect.Effect<ClusterNode, ClusterError>
+    /** Adds a health check and runs the checks at once; the returned effect removes it again. */
+    readonly addHealthCheck: (check: HealthCheck) => Effect.Effect<Effect.Effect<void>>
+    /** The latest aggregated health of this node's checks. */
+    readonly health: Effect.Effect<AggregatedHealth>
+    /** The phi suspicion level of a member (0 when nothing is known). */
+    readonly phi: (id: NodeId) => Effect.Effect<number>
+    /** Leaves the cluster gracefully now (the layer does this on close anyway). */
+    readonly leave: Effect.Effect<void>
+    readonly stats: Effect.Effect<ClusterStats>
+  }
+>()("shoal/cluster/Cluster") {
+  /**
+   * Builds the cluster on a given Transport: starts the protocol, publishes
+   * the initial health, joins (or, with `retryJoin`, keeps trying in the
+   * background), and leaves on close.
+   */
+  static readonly make = (
+    config: ClusterConfig.ClusterConfig,
+    options: LayerOptions = {}
+  ): Effect.Effect<
+    Cluster["Service"],
+    ClusterError,
+    Swim | GossipService | Health | NodeRegistry | PhiDetector | Transport | Scope.Scope
+  > =>
+    Effect.gen(function* () {
+      const swim = yield* Swim
+      const gossip = yield* GossipService
+      const health = yield* Health
+      const registry = yield* NodeRegistry
+      const phi = yield* PhiDetector
+      const transport = yield* TransportService
+
+      let userTags: Tags = { ...config.tags }
+      let healthy = (yield* health.runChecks).healthy
+      const publish = () => swim.setTags({ ...userTags, [ClusterConfig.HEALTHY_TAG]: String(healthy) })
+      yield* publish()
+
+      yield* gossip.start
+      yield* Effect.addFinalizer(() =>
+        (options.leaveOnClose === false
+          ? Effect.void
+          : swim.leave.pipe(Effect.timeout(Duration.sum(config.leaveTimeout, Duration.seconds(1))), Effect.ignore)
+        ).pipe(Effect.andThen(gossip.stop))
+      )
+
+      if (config.seedNodes.length > 0) {
+        const joined = yield* swim.join(config.seedNodes).pipe(
+          Effect.map(() => true),
+          Effect.catchTag("JoinFailed", (error) => (config.retryJoin ? Effect.succeed(false) : Effect.fail(error)))
+        )
+        if (!joined) {
+          yield* Effect.logWarning("no seed answered; running alone and retrying in the background")
+          yield* swim
+            .join(config.seedNodes)
+            .pipe(Effect.retry({ while: () => true }), Effect.delay(config.retryJoinInterval), Effect.forkScoped)
+        }
+      }
+
+      // Health → the `healthy` tag: only a flip costs an incarnation and a broadcast.
+      yield* health.changes.pipe(
+        Stream.runForEach((status) => {
+          if (status.healthy === healthy) return Effect.void
+          healthy = status.healthy
+          return Effect.logInfo(`health is now ${healthy ? "passing" : "failing"}`).pipe(Effect.andThen(publish()))
+        }),
+        Effect.forkScoped
+      )
+
+      const events = (changes: Stream.Stream<Parameters<typeof toEvent>[0]>) =>
+        changes.pipe(
+          Stream.map(toEvent),
+          Stream.filter((event): event is ClusterEvent => event !== undefined)
+        )
+
+      return Cluster.of({
+        config,
+        localNode: swim.localNode,
+        members: registry.members,
+        aliveMembers: registry.getAliveNodes,
+        member: (id) =>
+          registry.get(id).pipe(
+            Effect.flatMap(
+              Option.match({
+                onNone: () => Effect.fail(new NodeNotFound({ nodeId: id })),
+                onSome: Effect.succeed
+              })
+            )
+          ),
+        nodesByTags: (tags, options) => registry.getNodesByTags(tags, options),
+        events: events(registry.changes),
+        watch: registry.watch.pipe(Effect.map(({ changes, members }) => ({ members, events: events(changes) }))),
+        setTags: Effect.fn("Cluster.setTags")(function* (tags: Tags) {
+          const checked = yield* ClusterConfig.withTags(config, tags)
+          userTags = { ...tags }
+          void checked
+          return yield* publish()
+        }),
+        addHealthCheck: Effect.fn("Cluster.addHealthCheck")(function* (check: HealthCheck) {
+          const remove = yield* health.addCheck(check)
+          yield* health.refresh
+          return remove.pipe(Effect.andThen(health.refresh))
+        }),
+        health: health.status,
+        phi: (id) => phi.phi(id),
+        leave: swim.leave,
+        stats: Effect.gen(function* () {
+          return {
+            ...(yield* swim.stats),
+            transport: yield* transport.stats,
+            awareness: yield* swim.awareness
+          }
+        })
+      })
+    })
+
+  /**
+   * The cluster over a Transport the caller provides (the in-memory
+   * `SimNetwork` in tests and simulations).
+   */
+  static readonly layerWithTransport = (
+    config: ClusterConfig.ClusterConfig,
+    options: LayerOptions = {}
+  ): Layer.Layer<Cluster, ClusterError, Transport> => {
+    const base = Layer.mergeAll(NodeRegistry.layer, PhiDetector.layerFromConfig(config), Health.layerFromConfig(config))
+    const swim = Swim.layer(config).pipe(Layer.provideMerge(base))
+    const gossip = GossipService.layer.pipe(Layer.provideMerge(swim))
+    return Layer.effect(Cluster, Cluster.make(config, options)).pipe(Layer.provide(gossip))
+  }
+
+  /**
+   * The cluster on real sockets: UDP (and TCP for push-pull) on the
+   * configured bind address. Accepts a validated config or the input to
+   * `ClusterConfig.make`; bad configuration fails the layer with
+   * `InvalidConfiguration`, a port in use with `NetworkError`, a failed join
+   * with `JoinFailed`.
+   */
+  static readonly layer = (
+    config: ClusterConfig.ClusterConfig | ClusterConfig.Input,
+    options: LayerOptions = {}
+  ): Layer.Layer<Cluster, ClusterError> =>
+    Layer.unwrap(
+      Effect.map(
+        config instanceof ClusterConfig.ClusterConfig ? Effect.succeed(config) : ClusterConfig.make(config),
+        (config) =>
+          Cluster.layerWithTransport(config, options).pipe(
+            Layer.provide(UdpTransport.layer({ bind: config.bindAddress }))
+          )
+      )
+    )
+}
+
+/** `Cluster.layer`, under the name the original plan uses. */
+export const ClusterLive = Cluster.layer
