@@ -304,7 +304,7 @@ export const make = Effect.fnUntraced(function* (input: Input = {}) {
   const nodeId =
     input.nodeId === undefined
       ? yield* makeNodeId
-      : yield* Schema.decodeUnknownEffect(NodeId)(input.nodeId).pipe(
+      : yield* Schema.decodeUnknownEffect(NodeId)(input.nodeId.trim().toLowerCase()).pipe(
           Effect.mapError(() => invalid("nodeId", `expected a UUID v4, got "${input.nodeId}"`))
         )
   const addresses: Partial<Record<"bindAddress" | "advertiseAddress" | "rpcAddress", Address>> = {}

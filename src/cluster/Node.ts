@@ -9,10 +9,16 @@ import { Effect, Random, Schema } from "effect"
 /**
  * A member's identity: a UUID v4, fresh for every process start, so a node
  * restarted on the same address is a new member and never inherits the old
- * one's incarnation. Branded strings compare by value, so a `NodeId` works as
+ * one's incarnation. Always lower-case: the wire carries the 16 raw bytes, so
+ * the text form must be canonical for a node to recognise claims about
+ * itself. Branded strings compare by value, so a `NodeId` works as
  * a key in `HashMap`, `Map` and `Equal`.
  */
-export const NodeId = Schema.String.check(Schema.isUUID(4)).pipe(Schema.brand("shoal/NodeId"))
+export const NodeId = Schema.String.check(
+  Schema.isPattern(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, {
+    expected: "a lower-case UUID v4"
+  })
+).pipe(Schema.brand("shoal/NodeId"))
 export type NodeId = typeof NodeId.Type
 
 const hex = (n: number, width: number) => n.toString(16).padStart(width, "0")

@@ -9,6 +9,7 @@ import { TestClock } from "effect/testing"
 import { Cluster } from "../../../src/cluster/Cluster.ts"
 import * as ClusterConfig from "../../../src/cluster/Config.ts"
 import { SimNetwork } from "../../../src/cluster/gossip/SimNetwork.ts"
+import { Transport } from "../../../src/cluster/gossip/Transport.ts"
 import { Address, type ClusterNode, type NodeState } from "../../../src/cluster/Node.ts"
 
 export interface SimNode {
@@ -29,8 +30,13 @@ export const runWithClock = <A, E>(effect: Effect.Effect<A, E>, stepMillis = 5) 
     return yield* Fiber.join(fiber)
   })
 
-/** Starts node `index`, seeding it with node 0 unless it is node 0. */
-export const startNode = (index: number, input: ClusterConfig.Input = {}, seeds?: ReadonlyArray<number>) =>
+/** Starts node `index`, seeding it with node 0 unless it is node 0. `wrap` can spy on its transport. */
+export const startNode = (
+  index: number,
+  input: ClusterConfig.Input = {},
+  seeds?: ReadonlyArray<number>,
+  wrap?: (transport: Transport["Service"]) => Transport["Service"]
+) =>
   Effect.gen(function* () {
     const network = yield* SimNetwork
     const address = addressOf(index)
@@ -43,7 +49,11 @@ export const startNode = (index: number, input: ClusterConfig.Input = {}, seeds?
     const scope = yield* Scope.make()
     const build = Layer.buildWithScope(
       Cluster.layerWithTransport(config).pipe(
-        Layer.provide(SimNetwork.transport(address)),
+        Layer.provide(
+          wrap === undefined
+            ? SimNetwork.transport(address)
+            : Layer.effect(Transport, Effect.map(network.attach(address), wrap))
+        ),
         Layer.provide(Layer.succeed(SimNetwork, network))
       ),
       scope
