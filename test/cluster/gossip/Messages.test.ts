@@ -58,11 +58,11 @@ describe("NodeId on the wire", () => {
     expect(Schema.decodeUnknownExit(NodeIdFromBytes)(badVariant)._tag).toBe("Failure")
   })
 
-  it("is canonical lower case: an upper-case id comes back lower-cased", () => {
-    // NodeId accepts upper case; the wire cannot keep case, so ids must be
-    // lower case to keep their identity across the network (makeNodeId's are).
-    const upper = NodeId.make(ID_A.toUpperCase())
-    expect(Schema.decodeUnknownSync(NodeIdFromBytes)(encode(NodeIdFromBytes)(upper))).toBe(ID_A)
+  it("is canonical lower case: the wire cannot keep case, so NodeId refuses upper case", () => {
+    // Ids keep their identity across the network only in one canonical form
+    // (ClusterConfig.make lower-cases a configured id before checking it).
+    expect(Schema.is(NodeId)(ID_A.toUpperCase())).toBe(false)
+    expect(Schema.decodeUnknownSync(NodeIdFromBytes)(encode(NodeIdFromBytes)(NodeId.make(ID_A)))).toBe(ID_A)
   })
 })
 

@@ -245,7 +245,11 @@ describe("dissemination limits", () => {
           const n = 10
           const spy = yield* startNode(0, { tags: { zone: "a" } }, [], (transport) => ({
             ...transport,
-            send: (to, payload) => Effect.suspend(() => (sent.push(payload.slice()), transport.send(to, payload)))
+            send: (to, payload) =>
+              Effect.suspend(() => {
+                sent.push(payload.slice())
+                return transport.send(to, payload)
+              })
           }))
           const others: Array<SimNode> = []
           for (let i = 1; i < n; i++) others.push(yield* startNode(i, { tags: { zone: "b", rack: `r${i}` } }))
