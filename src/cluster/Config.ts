@@ -321,6 +321,18 @@ export const make = Effect.fnUntraced(function* (input: Input = {}) {
     if (isError(d)) return yield* d
     durations[field] = d
   }
+  // Defaults that depend on a field the user did set: a shorter probe or
+  // health interval pulls the matching timeout's default down with it
+  // (to half the interval), instead of failing on a value nobody wrote.
+  if (input.pingTimeout === undefined) {
+    durations.pingTimeout = Duration.min(durations.pingTimeout, Duration.divideUnsafe(durations.probeInterval, 2))
+  }
+  if (input.healthCheckTimeout === undefined) {
+    durations.healthCheckTimeout = Duration.min(
+      durations.healthCheckTimeout,
+      Duration.divideUnsafe(durations.healthCheckInterval, 2)
+    )
+  }
   const config = new ClusterConfig(
     {
       nodeId,

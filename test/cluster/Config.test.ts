@@ -194,3 +194,19 @@ describe("ClusterConfig.fromEnv", () => {
     })
   )
 })
+
+describe("ClusterConfig derived defaults", () => {
+  it.effect("a short probe or health interval pulls the unset timeout's default down to half of it", () =>
+    Effect.gen(function* () {
+      const c = yield* ClusterConfig.make({ probeInterval: "200 millis", healthCheckInterval: "1 second" })
+      expect(Duration.toMillis(c.pingTimeout)).toBe(100)
+      expect(Duration.toMillis(c.healthCheckTimeout)).toBe(500)
+      const d = yield* ClusterConfig.make({ probeInterval: "5 seconds" })
+      expect(Duration.toMillis(d.pingTimeout)).toBe(500)
+      const explicit = yield* ClusterConfig.make({ probeInterval: "200 millis", pingTimeout: "300 millis" }).pipe(
+        Effect.flip
+      )
+      expect(explicit.field).toBe("pingTimeout")
+    }).pipe(Random.withSeed(1))
+  )
+})

@@ -293,7 +293,7 @@ export class Swim extends Context.Service<
         }
       }
 
-      const cancelSuspicion = (id: NodeId) => (suspicions.has(id) ? FiberMap.remove(timers, id) : Effect.void)
+      const cancelSuspicion = (id: NodeId) => FiberMap.remove(timers, id)
 
       /** Arms (or re-arms after a confirmation) the timer that declares a suspect dead. */
       const armTimer = (suspicion: Suspicion<NodeId>): Effect.Effect<void> =>
@@ -726,7 +726,11 @@ export class Swim extends Context.Service<
           if (now - since < reapAfterMs) continue
           downSince.delete(id)
           recentlyDead.remove(id)
-          yield* registry.remove(id, now)
+          const reaped = yield* registry.remove(id, now)
+          if (reaped !== undefined) {
+            const address = formatAddress(reaped.node.gossipAddress)
+            if (byAddress.get(address) === id) byAddress.delete(address)
+          }
         }
         yield* registry.expireTombstones(now, tombstoneTtl)
       })
