@@ -1,0 +1,15 @@
+/**
+ * Entry point of the `shoal` binary: runs the CLI on the process arguments
+ * with Node's signal handling (SIGINT/SIGTERM interrupt the main fiber, which
+ * closes the cluster gracefully) and the exit codes of `Shoal.teardown`.
+ *
+ * @since 0.1.0
+ */
+
+import { createRequire } from "node:module"
+import { NodeRuntime } from "@effect/platform-node"
+import { main, teardown } from "./Shoal.ts"
+
+const { version } = createRequire(import.meta.url)("../../package.json") as { readonly version: string }
+
+NodeRuntime.runMain(main(version), { disableErrorReporting: true, teardown })
