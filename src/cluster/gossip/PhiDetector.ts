@@ -147,7 +147,11 @@ export class PhiAccrualDetector {
   private sumOfSquares = 0
   private last: number | undefined = undefined
 
-  constructor(readonly settings: Settings) {}
+  readonly settings: Settings
+
+  constructor(settings: Settings) {
+    this.settings = settings
+  }
 
   /** When the last heartbeat arrived, if any. */
   get lastHeartbeat(): number | undefined {

@@ -260,8 +260,8 @@ export class Swim extends Context.Service<
 
       const selfUpdate = () => NodeStateUpdate.fromNode(self, self.id)
 
-      const accusation = (id: NodeId, state: NodeState, incarnation: number) =>
-        new NodeStateUpdate({ nodeId: id, state, incarnation, from: self.id }, { disableChecks: true })
+      const accusation = (id: NodeId, state: NodeState, incarnation: number, from: NodeId = self.id) =>
+        new NodeStateUpdate({ nodeId: id, state, incarnation, from }, { disableChecks: true })
 
       // --- bookkeeping that follows every applied change ---
 
@@ -302,8 +302,10 @@ export class Swim extends Context.Service<
           yield* FiberMap.run(
             timers,
             suspicion.target,
+            // The declaration runs in its own fiber: it cancels this member's timer, which
+            // would otherwise interrupt the declaration half-way.
             Effect.sleep(Duration.millis(Math.max(0, suspicion.deadline() - now))).pipe(
-              Effect.andThen(suspicionExpired(suspicion))
+              Effect.andThen(FiberSet.run(tasks, suspicionExpired(suspicion)))
             )
           )
         })
@@ -379,8 +381,8 @@ export class Swim extends Context.Service<
             const change = yield* registry.upsert(node.value)
             if (change === undefined) return
             track(change, now)
-            yield* cancelSuspicion(update.nodeId)
             enqueue(update)
+            yield* cancelSuspicion(update.nodeId)
             if (change.previous === undefined || change.previous.state === "Dead" || change.previous.state === "Left") {
               yield* replacedAt(node.value)
             }
@@ -404,14 +406,14 @@ export class Swim extends Context.Service<
             .pipe(Effect.orElseSucceed(() => undefined))
           if (change === undefined) return
           track(change, now)
+          enqueue(update)
           if (update.state === "Suspect") {
             yield* startSuspicion(member.id, update.incarnation, accuser, now)
           } else {
-            yield* cancelSuspicion(member.id)
             phi.remove(member.id)
             lastHeartbeat.delete(member.id)
+            yield* cancelSuspicion(member.id)
           }
-          enqueue(update)
         })
 
       /**
@@ -585,11 +587,13 @@ export class Swim extends Context.Service<
           if (Option.isSome(indirect)) return
           counters.failedProbes++
           awareness.apply(Awareness.probeFailed(helpers.length, nacks))
-          // The member may have changed while we waited (refuted, left): only suspect what we probed.
+          // The member may have changed while we waited (refuted, left): only accuse it at the
+          // incarnation we probed. Already suspect there, our failed probe is an independent
+          // confirmation (Lifeguard): it shortens every suspicion timer that hears it.
           const current = yield* registry.get(target.id)
           if (
             Option.isSome(current) &&
-            current.value.state === "Alive" &&
+            (current.value.state === "Alive" || current.value.state === "Suspect") &&
             current.value.incarnation === target.incarnation
           ) {
             yield* suspect(current.value)
@@ -650,19 +654,14 @@ export class Swim extends Context.Service<
         Effect.gen(function* () {
           for (const entry of remote.nodes) {
             if (entry.state === "Dead" && entry.nodeId !== self.id) {
-              yield* applyUpdate(
-                new NodeStateUpdate(
-                  { nodeId: entry.nodeId, state: "Suspect", incarnation: entry.incarnation, from: remote.from },
-                  { disableChecks: true }
-                )
-              )
+              yield* applyUpdate(accusation(entry.nodeId, "Suspect", entry.incarnation, remote.from))
             } else if (entry.state === "Suspect" && entry.nodeId !== self.id) {
-              // Learn the member if we did not know it, then take the suspicion.
+              // Learn the member if we did not know it, then take the suspicion (as the peer's).
               const node = entry.toNode()
               if (Option.isSome(node) && Option.isNone(yield* registry.get(entry.nodeId))) {
                 yield* applyUpdate(NodeStateUpdate.fromNode(node.value.with({ state: "Alive" })))
               }
-              yield* applyUpdate(entry)
+              yield* applyUpdate(accusation(entry.nodeId, "Suspect", entry.incarnation, entry.from ?? remote.from))
             } else {
               yield* applyUpdate(entry)
             }

@@ -174,7 +174,10 @@ describe("Broadcasts", () => {
 class Model {
   entries: Array<{ key: string; size: number; seq: number; transmits: number; payload: number }> = []
   seq = 0
-  constructor(readonly mult: number) {}
+  readonly mult: number
+  constructor(mult: number) {
+    this.mult = mult
+  }
   enqueue(key: string, size: number, payload: number) {
     this.entries = this.entries.filter((e) => e.key !== key)
     this.entries.push({ key, size, seq: this.seq++, transmits: 0, payload })
