@@ -15,9 +15,9 @@
 import { ConfigProvider, Duration, Effect, Option } from "effect"
 import { Flag } from "effect/cli"
 import * as ClusterConfig from "../cluster/Config.ts"
+import { DURATION_SYNTAX, parseDuration } from "../cluster/DurationText.ts"
 import { InvalidConfiguration } from "../cluster/Errors.ts"
 import { type Address, parseAddress } from "../cluster/Node.ts"
-import { DURATION_SYNTAX, parseDuration } from "./DurationText.ts"
 
 /** How events are written to stdout. */
 export type OutputFormat = "json" | "human"

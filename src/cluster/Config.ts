@@ -18,6 +18,7 @@
  */
 import { Config, Duration, Effect, Option, Schema } from "effect"
 import { dual } from "effect/Function"
+import { DURATION_SYNTAX, parseDuration } from "./DurationText.ts"
 import { InvalidConfiguration } from "./Errors.ts"
 import { Address, formatAddress, makeNodeId, NodeId, parseAddress, Tags } from "./Node.ts"
 
@@ -220,8 +221,8 @@ const toAddress = (field: string, input: AddressInput): Address | InvalidConfigu
 }
 
 const toDuration = (field: string, input: Duration.Input): Duration.Duration | InvalidConfiguration =>
-  Option.match(Duration.fromInput(input), {
-    onNone: () => invalid(field, `expected a duration such as "500 millis" or a number of milliseconds`),
+  Option.match(typeof input === "string" ? parseDuration(input) : Duration.fromInput(input), {
+    onNone: () => invalid(field, `expected ${DURATION_SYNTAX}`),
     onSome: (d) => d
   })
 
@@ -469,8 +470,10 @@ const parseEnvValue = (
     return text.trim().length === 0 || Number.isNaN(n) ? invalid(variable, `expected a number, got "${text}"`) : n
   }
   if ((durationFields as ReadonlyArray<string>).includes(field)) {
-    const trimmed = text.trim()
-    return /^\d+(\.\d+)?$/.test(trimmed) ? Number(trimmed) : (trimmed as Duration.Input)
+    return Option.match(parseDuration(text), {
+      onNone: () => invalid(variable, `expected ${DURATION_SYNTAX}, got "${text}"`),
+      onSome: (d) => d
+    })
   }
   return text.trim()
 }
@@ -485,6 +488,7 @@ const parseEnvValue = (
  */
 export const fromEnv = Effect.fnUntraced(function* (base: Input = {}) {
   const input: Record<string, unknown> = { ...base }
+  const fromEnvironment = new Set<string>()
   for (const field of Object.keys(environmentVariables) as Array<keyof Input>) {
     const variable = environmentVariables[field]
     const value = yield* Config.option(Config.String(variable)).pipe(
@@ -494,12 +498,11 @@ export const fromEnv = Effect.fnUntraced(function* (base: Input = {}) {
     const parsed = parseEnvValue(field, variable, value.value)
     if (isError(parsed)) return yield* parsed
     input[field] = parsed
+    fromEnvironment.add(field)
   }
   return yield* make(input as Input).pipe(
     Effect.mapError((error) =>
-      base[error.field as keyof Input] === undefined && error.field in environmentVariables
-        ? invalid(environmentVariables[error.field as keyof Input], error.reason)
-        : error
+      fromEnvironment.has(error.field) ? invalid(environmentVariables[error.field as keyof Input], error.reason) : error
     )
   )
 })

@@ -153,6 +153,8 @@ describe("ClusterConfig.fromEnv", () => {
         SHOAL_TAGS: "role=worker,zone=eu-1",
         SHOAL_PROBE_INTERVAL: "2 seconds",
         SHOAL_PING_TIMEOUT: "800",
+        SHOAL_GOSSIP_INTERVAL: "150ms",
+        SHOAL_PUSH_PULL_INTERVAL: "1m30s",
         SHOAL_RETRY_JOIN: "true",
         SHOAL_INDIRECT_CHECKS: "5",
         SHOAL_NODE_NAME: "w1"
@@ -163,6 +165,8 @@ describe("ClusterConfig.fromEnv", () => {
       expect(c.tags).toEqual({ role: "worker", zone: "eu-1" })
       expect(Duration.toMillis(c.probeInterval)).toBe(2000)
       expect(Duration.toMillis(c.pingTimeout)).toBe(800)
+      expect(Duration.toMillis(c.gossipInterval)).toBe(150)
+      expect(Duration.toMillis(c.pushPullInterval)).toBe(90_000)
       expect(c.retryJoin).toBe(true)
       expect(c.indirectChecks).toBe(5)
       expect(c.nodeName).toBe("w1")
@@ -186,7 +190,8 @@ describe("ClusterConfig.fromEnv", () => {
         [{ SHOAL_RETRY_JOIN: "perhaps" }, "SHOAL_RETRY_JOIN"],
         [{ SHOAL_INDIRECT_CHECKS: "three" }, "SHOAL_INDIRECT_CHECKS"],
         [{ SHOAL_BIND: "nowhere" }, "SHOAL_BIND"],
-        [{ SHOAL_PING_TIMEOUT: "5000" }, "SHOAL_PING_TIMEOUT"]
+        [{ SHOAL_PING_TIMEOUT: "5000" }, "SHOAL_PING_TIMEOUT"],
+        [{ SHOAL_PROBE_INTERVAL: "300ms", SHOAL_PING_TIMEOUT: "300ms" }, "SHOAL_PING_TIMEOUT"]
       ] as const) {
         const error = yield* fromEnv(env).pipe(Effect.flip)
         expect(error.field, JSON.stringify(env)).toBe(variable)

@@ -191,7 +191,7 @@ const bindBoth = (
     })
     const reader = yield* Effect.mapError(socket.reader, (cause) => ({
       retry: false,
-      error: networkError(`cannot bind UDP on ${shown}: ${cause.message}`, shown, cause)
+      error: networkError(`cannot bind UDP on ${shown}: ${describeSocketError(cause)}`, shown, cause)
     }))
     const writer = yield* socket.writer
     const udpPort = reader.address.port
@@ -519,3 +519,19 @@ export const make = Effect.fn("UdpTransport.make")(function* (
 /** A `Transport` on real UDP/TCP sockets bound to `options.bind`. */
 export const layer = (options: UdpTransportOptions): Layer.Layer<Transport, NetworkError> =>
   Layer.effect(Transport, make(options))
+
+/**
+ * A readable reason for a datagram socket error: the library's message is
+ * empty for open errors, so name the kind ("AddressInUse") and the system
+ * error code (EADDRINUSE) instead.
+ */
+const describeSocketError = (error: { readonly message: string; readonly reason?: unknown }): string => {
+  const reason = error.reason as
+    | { readonly _tag?: string; readonly kind?: string; readonly cause?: unknown }
+    | undefined
+  const code = (reason?.cause as { readonly code?: unknown } | undefined)?.code
+  const parts = [reason?.kind ?? reason?._tag, typeof code === "string" ? code : undefined, error.message].filter(
+    (part): part is string => typeof part === "string" && part.length > 0
+  )
+  return parts.length === 0 ? "unknown socket error" : parts.join(" ")
+}

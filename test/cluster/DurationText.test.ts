@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Option } from "effect"
-import { parseDuration } from "../../src/cli/DurationText.ts"
+import { parseDuration } from "../../src/cluster/DurationText.ts"
 
 const millis = (text: string) => Option.map(parseDuration(text), Duration.toMillis)
 
