@@ -378,13 +378,14 @@ export class Swim extends Context.Service<
           if (update.state === "Alive") {
             const node = update.toNode()
             if (Option.isNone(node)) return
+            const holder = byAddress.get(formatAddress(node.value.gossipAddress))
             const change = yield* registry.upsert(node.value)
             if (change === undefined) return
             track(change, now)
             enqueue(update)
             yield* cancelSuspicion(update.nodeId)
             if (change.previous === undefined || change.previous.state === "Dead" || change.previous.state === "Left") {
-              yield* replacedAt(node.value)
+              yield* replacedAt(node.value, holder)
             }
             return
           }
@@ -419,24 +420,18 @@ export class Swim extends Context.Service<
       /**
        * A member that (re)appears at the address of another live member: that
        * other one restarted under a new id and is gone. Declared dead at once,
-       * so discovery never hands out the stale identity.
+       * so discovery never hands out the stale identity. `holder` is who held
+       * the address before this update was applied.
        */
-      const replacedAt = (node: ClusterNode) =>
+      const replacedAt = (node: ClusterNode, holder: NodeId | undefined) =>
         Effect.gen(function* () {
-          for (const id of live.values()) {
-            if (id === node.id) continue
-            const other = yield* registry.get(id)
-            if (
-              Option.isSome(other) &&
-              formatAddress(other.value.gossipAddress) === formatAddress(node.gossipAddress)
-            ) {
-              yield* Effect.logDebug("member replaced by a new identity at its address").pipe(
-                Effect.annotateLogs({ old: other.value.id, new: node.id, address: formatAddress(node.gossipAddress) })
-              )
-              yield* applyUpdate(accusation(id, "Dead", other.value.incarnation))
-              return
-            }
-          }
+          if (holder === undefined || holder === node.id || !live.has(holder)) return
+          const other = yield* registry.get(holder)
+          if (Option.isNone(other)) return
+          yield* Effect.logDebug("member replaced by a new identity at its address").pipe(
+            Effect.annotateLogs({ old: holder, new: node.id, address: formatAddress(node.gossipAddress) })
+          )
+          yield* applyUpdate(accusation(holder, "Dead", other.value.incarnation))
         })
 
       /** We ourselves suspect `member` (a failed probe). */

@@ -99,11 +99,12 @@ export const viewOf = (observer: SimNode, subject: SimNode) =>
 /** Whether every node in `observers` sees every node in `subjects` in `state`. */
 export const allSee = (observers: ReadonlyArray<SimNode>, subjects: ReadonlyArray<SimNode>, state: NodeState) =>
   Effect.gen(function* () {
+    const ids: Array<string> = []
+    for (const s of subjects) ids.push((yield* s.cluster.localNode).id)
     for (const o of observers) {
-      for (const s of subjects) {
-        const view = yield* viewOf(o, s)
-        if (view?.state !== state) return false
-      }
+      const states = new Map<string, NodeState>()
+      for (const m of yield* o.cluster.members) states.set(m.id, m.state)
+      for (const id of ids) if (states.get(id) !== state) return false
     }
     return true
   })
