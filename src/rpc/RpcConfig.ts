@@ -1,0 +1,363 @@
+/**
+ * How a node serves and calls RPCs: its TLS identity, whom it trusts, where
+ * it listens, how connections are kept alive and, optionally, the cluster it
+ * joins while serving.
+ *
+ * The PEM files are read and checked when the configuration is made (a
+ * certificate that does not parse, a key that does not match its certificate,
+ * a file that is missing or unreadable), so a configuration that exists can
+ * be served; every rejection is an `InvalidConfiguration` naming the field
+ * and the file. The material is kept in memory (the keys `Redacted`); make a
+ * new configuration to pick up renewed certificates.
+ *
+ * Used as a module: `RpcConfig.make({...})`, `RpcConfig.withCluster`, and the
+ * type `RpcConfig.RpcConfig`.
+ *
+ * @since 0.1.0
+ */
+import { readFile } from "node:fs/promises"
+import { createSecureContext } from "node:tls"
+import { Duration, Effect, Option, Redacted } from "effect"
+import { dual } from "effect/Function"
+import * as ClusterConfig from "../cluster/Config.ts"
+import { DURATION_SYNTAX, parseDuration } from "../cluster/DurationText.ts"
+import { InvalidConfiguration } from "../cluster/Errors.ts"
+import { Address, parseAddress } from "../cluster/Node.ts"
+
+/** A PEM file as read: where it came from and its bytes. */
+export interface PemFile {
+  readonly path: string
+  readonly pem: Buffer
+}
+
+/** A private key as read; the bytes stay redacted so they never reach a log. */
+export interface PemKey {
+  readonly path: string
+  readonly pem: Redacted.Redacted<Buffer>
+}
+
+/** The TLS material of a configuration, read and checked. */
+export interface TlsMaterial {
+  /** This node's certificate chain, served to clients. */
+  readonly certificate: PemFile | undefined
+  readonly key: PemKey | undefined
+  /** The trust anchors for the other side; `undefined` means Node's default roots. */
+  readonly ca: PemFile | undefined
+  /** What this node presents when it calls a server (see {@link Input.clientCertificate}). */
+  readonly clientCertificate: PemFile | undefined
+  readonly clientKey: PemKey | undefined
+}
+
+/** What a server does with the cluster it joins: a validated config, or the input to make one at every start. */
+export type ClusterSetting = ClusterConfig.ClusterConfig | ClusterConfig.Input
+
+/** The validated values of a configuration (paths as given; the files' contents are in `tls`). */
+export interface Fields {
+  readonly certificatePath: string | undefined
+  readonly keyPath: string | undefined
+  readonly caPath: string | undefined
+  readonly serverName: string | undefined
+  readonly bindAddress: Address
+  readonly advertiseAddress: Address | undefined
+  readonly keepAlive: Duration.Duration
+  readonly keepAliveTimeout: Duration.Duration
+  readonly connectTimeout: Duration.Duration
+  readonly requireClientCertificate: boolean
+  readonly clientCertificatePath: string | undefined
+  readonly clientKeyPath: string | undefined
+  readonly streamBufferSize: number
+  /** The cluster a server joins, if any. */
+  readonly cluster: ClusterSetting | undefined
+}
+
+/**
+ * A validated RPC configuration. Build it with {@link make}; the constructor
+ * trusts its arguments. A plain class rather than a Schema: it holds key
+ * material, which has no business being encoded.
+ */
+export class RpcConfig {
+  declare readonly certificatePath: Fields["certificatePath"]
+  declare readonly keyPath: Fields["keyPath"]
+  declare readonly caPath: Fields["caPath"]
+  declare readonly serverName: Fields["serverName"]
+  declare readonly bindAddress: Fields["bindAddress"]
+  declare readonly advertiseAddress: Fields["advertiseAddress"]
+  declare readonly keepAlive: Fields["keepAlive"]
+  declare readonly keepAliveTimeout: Fields["keepAliveTimeout"]
+  declare readonly connectTimeout: Fields["connectTimeout"]
+  declare readonly requireClientCertificate: Fields["requireClientCertificate"]
+  declare readonly clientCertificatePath: Fields["clientCertificatePath"]
+  declare readonly clientKeyPath: Fields["clientKeyPath"]
+  declare readonly streamBufferSize: Fields["streamBufferSize"]
+  declare readonly cluster: Fields["cluster"]
+  readonly tls: TlsMaterial
+
+  constructor(fields: Fields, tls: TlsMaterial) {
+    Object.assign(this, fields)
+    this.tls = tls
+  }
+
+  /** The validated values, for building a changed copy. */
+  get fields(): Fields {
+    const { tls: _, ...fields } = this
+    return fields
+  }
+}
+
+/** An address as configuration accepts it: `"host:port"` or `{ host, port }`. */
+export type AddressInput = ClusterConfig.AddressInput
+
+/** What {@link make} accepts. Paths are PEM files; durations are anything `parseDuration` reads. */
+export interface Input {
+  /** This node's certificate (chain), served to clients. Required to serve. */
+  readonly certificate?: string | undefined
+  /** The private key of `certificate`. */
+  readonly key?: string | undefined
+  /**
+   * The CA certificate(s) to trust: the cluster's private CA, or a
+   * self-signed server certificate. Servers use it to check client
+   * certificates, clients to check servers. Without it clients trust Node's
+   * default roots.
+   */
+  readonly ca?: string | undefined
+  /**
+   * The name a server's certificate must carry. Without it a client checks
+   * the host it dials (an IP address is checked against the certificate's IP
+   * entries). A cluster whose node certificates all carry one DNS name sets it
+   * here.
+   */
+  readonly serverName?: string | undefined
+  /** Where the RPC listener binds (default `0.0.0.0:7947`; port 0 lets the system choose). */
+  readonly bindAddress?: AddressInput | undefined
+  /**
+   * The RPC address the node advertises to the cluster when the bound one is
+   * not what others should dial (NAT, a wildcard bind). Must have a concrete port.
+   */
+  readonly advertiseAddress?: AddressInput | undefined
+  /** How often an idle client pings its server, and the TCP keep-alive delay on both sides (default 5 s). */
+  readonly keepAlive?: Duration.Input | undefined
+  /** How long a client waits for any frame from its server before it drops the connection (default 15 s). */
+  readonly keepAliveTimeout?: Duration.Input | undefined
+  /** How long dialing (TCP and the TLS handshake) may take (default 5 s). */
+  readonly connectTimeout?: Duration.Input | undefined
+  /** Mutual TLS: the server refuses clients without a certificate signed by `ca` (default false). */
+  readonly requireClientCertificate?: boolean | undefined
+  /**
+   * The certificate a client presents to servers. Without it, a node that
+   * serves with `requireClientCertificate` presents its own `certificate`
+   * (one cluster certificate per node, both directions); otherwise none.
+   */
+  readonly clientCertificate?: string | undefined
+  /** The private key of `clientCertificate`. */
+  readonly clientKey?: string | undefined
+  /**
+   * How many stream elements may wait between a producer and the wire, and
+   * between the wire and a consumer (default {@link DEFAULT_STREAM_BUFFER_SIZE}).
+   * See `RpcServer` for why streams are coalesced.
+   */
+  readonly streamBufferSize?: number | undefined
+  /** The cluster to join while serving (see {@link withCluster}). */
+  readonly cluster?: ClusterSetting | undefined
+}
+
+/**
+ * Stream elements buffered per call on each side. Measured (bench/rpc): with
+ * 256 a one-element-at-a-time producer reaches the throughput of a pre-chunked
+ * one; smaller values cost throughput, larger ones only memory.
+ */
+export const DEFAULT_STREAM_BUFFER_SIZE = 256
+
+/** Defaults for everything optional. */
+export const defaults = {
+  bindAddress: "0.0.0.0:7947",
+  keepAlive: "5 seconds",
+  keepAliveTimeout: "15 seconds",
+  connectTimeout: "5 seconds",
+  requireClientCertificate: false,
+  streamBufferSize: DEFAULT_STREAM_BUFFER_SIZE
+} as const
+
+const invalid = (field: string, reason: string) => new InvalidConfiguration({ field, reason })
+
+const toAddress = (field: string, input: AddressInput): Effect.Effect<Address, InvalidConfiguration> => {
+  if (typeof input === "string") {
+    const parsed = parseAddress(input)
+    return parsed === undefined
+      ? Effect.fail(invalid(field, `expected host:port, got "${input}"`))
+      : Effect.succeed(parsed)
+  }
+  const { host, port } = input
+  if (typeof host !== "string" || host.length === 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    return Effect.fail(invalid(field, "expected { host, port } with a port in 0..65535"))
+  }
+  return Effect.succeed(new Address({ host, port }))
+}
+
+const toDuration = (field: string, input: Duration.Input): Effect.Effect<Duration.Duration, InvalidConfiguration> => {
+  const parsed = typeof input === "string" ? parseDuration(input) : Duration.fromInput(input)
+  if (Option.isNone(parsed)) return Effect.fail(invalid(field, `expected ${DURATION_SYNTAX}`))
+  const d = parsed.value
+  if (!Duration.isFinite(d) || !Duration.isPositive(d))
+    return Effect.fail(invalid(field, "must be positive and finite"))
+  return Effect.succeed(d)
+}
+
+const describeError = (cause: unknown): string => {
+  if (cause instanceof Error) {
+    const code = (cause as { code?: unknown }).code
+    return typeof code === "string" ? `${code}: ${cause.message}` : cause.message
+  }
+  return String(cause)
+}
+
+/** Reads one PEM file; anything but readable PEM text names the field and the file. */
+const readPem = (field: string, path: string): Effect.Effect<Buffer, InvalidConfiguration> =>
+  Effect.tryPromise({
+    try: () => readFile(path),
+    catch: (cause) => invalid(field, `cannot read ${path} (${describeError(cause)})`)
+  }).pipe(
+    Effect.flatMap((pem) =>
+      pem.includes("-----BEGIN ") ? Effect.succeed(pem) : Effect.fail(invalid(field, `${path} is not a PEM file`))
+    )
+  )
+
+/** Whether Node's TLS accepts the material; the error says which part it rejected. */
+const checkSecureContext = (
+  field: string,
+  path: string,
+  options: Parameters<typeof createSecureContext>[0]
+): Effect.Effect<void, InvalidConfiguration> =>
+  Effect.try({
+    try: () => void createSecureContext(options),
+    catch: (cause) => invalid(field, `${path} was rejected by TLS (${describeError(cause)})`)
+  })
+
+const readPair = (
+  certField: string,
+  keyField: string,
+  certPath: string | undefined,
+  keyPath: string | undefined
+): Effect.Effect<readonly [PemFile | undefined, PemKey | undefined], InvalidConfiguration> =>
+  Effect.gen(function* () {
+    if (certPath === undefined && keyPath === undefined) return [undefined, undefined] as const
+    if (certPath === undefined) return yield* invalid(certField, `is required when ${keyField} is set`)
+    if (keyPath === undefined) return yield* invalid(keyField, `is required when ${certField} is set`)
+    const cert = yield* readPem(certField, certPath)
+    const key = yield* readPem(keyField, keyPath)
+    yield* checkSecureContext(certField, certPath, { cert })
+    yield* checkSecureContext(keyField, keyPath, { key })
+    yield* checkSecureContext(keyField, keyPath, { cert, key }).pipe(
+      Effect.mapError(() => invalid(keyField, `${keyPath} is not the private key of ${certPath}`))
+    )
+    return [
+      { path: certPath, pem: cert },
+      { path: keyPath, pem: Redacted.make(key) }
+    ] as const
+  })
+
+const nonEmpty = (field: string, value: string | undefined): Effect.Effect<string | undefined, InvalidConfiguration> =>
+  value === undefined || value.trim().length > 0
+    ? Effect.succeed(value)
+    : Effect.fail(invalid(field, "must not be empty"))
+
+/** Checks a cluster setting once, so a bad one fails when the RPC configuration is made. */
+const checkCluster = (cluster: ClusterSetting): Effect.Effect<void, InvalidConfiguration> =>
+  cluster instanceof ClusterConfig.ClusterConfig ? Effect.void : Effect.asVoid(ClusterConfig.make(cluster))
+
+/**
+ * Builds and validates a configuration and reads its PEM files. Missing
+ * fields take the {@link defaults}.
+ */
+export const make = Effect.fnUntraced(function* (input: Input = {}) {
+  const certificatePath = yield* nonEmpty("certificate", input.certificate)
+  const keyPath = yield* nonEmpty("key", input.key)
+  const caPath = yield* nonEmpty("ca", input.ca)
+  const clientCertificatePath = yield* nonEmpty("clientCertificate", input.clientCertificate)
+  const clientKeyPath = yield* nonEmpty("clientKey", input.clientKey)
+  const serverName = yield* nonEmpty("serverName", input.serverName)
+  const bindAddress = yield* toAddress("bindAddress", input.bindAddress ?? defaults.bindAddress)
+  const advertiseAddress =
+    input.advertiseAddress === undefined ? undefined : yield* toAddress("advertiseAddress", input.advertiseAddress)
+  if (advertiseAddress !== undefined && advertiseAddress.port === 0) {
+    return yield* invalid("advertiseAddress", "must name a concrete port, not 0")
+  }
+  const keepAlive = yield* toDuration("keepAlive", input.keepAlive ?? defaults.keepAlive)
+  const keepAliveTimeout = yield* toDuration("keepAliveTimeout", input.keepAliveTimeout ?? defaults.keepAliveTimeout)
+  if (Duration.isLessThan(keepAliveTimeout, keepAlive)) {
+    return yield* invalid("keepAliveTimeout", "must not be shorter than keepAlive")
+  }
+  const connectTimeout = yield* toDuration("connectTimeout", input.connectTimeout ?? defaults.connectTimeout)
+  const streamBufferSize = input.streamBufferSize ?? defaults.streamBufferSize
+  if (!Number.isInteger(streamBufferSize) || streamBufferSize < 1 || streamBufferSize > 1_000_000) {
+    return yield* invalid("streamBufferSize", "must be an integer in 1..1000000")
+  }
+  const requireClientCertificate = input.requireClientCertificate ?? defaults.requireClientCertificate
+  if (requireClientCertificate && caPath === undefined) {
+    return yield* invalid(
+      "ca",
+      "is required with requireClientCertificate (client certificates are checked against it)"
+    )
+  }
+  if (input.cluster !== undefined) yield* checkCluster(input.cluster)
+
+  const [certificate, key] = yield* readPair("certificate", "key", certificatePath, keyPath)
+  const [clientCertificate, clientKey] = yield* readPair(
+    "clientCertificate",
+    "clientKey",
+    clientCertificatePath,
+    clientKeyPath
+  )
+  const ca = caPath === undefined ? undefined : { path: caPath, pem: yield* readPem("ca", caPath) }
+  if (ca !== undefined) yield* checkSecureContext("ca", ca.path, { ca: ca.pem })
+
+  return new RpcConfig(
+    {
+      certificatePath,
+      keyPath,
+      caPath,
+      serverName,
+      bindAddress,
+      advertiseAddress,
+      keepAlive,
+      keepAliveTimeout,
+      connectTimeout,
+      requireClientCertificate,
+      clientCertificatePath,
+      clientKeyPath,
+      streamBufferSize,
+      cluster: input.cluster
+    },
+    { certificate, key, ca, clientCertificate, clientKey }
+  )
+})
+
+/** A configuration as given: validated already, or the input to {@link make}. */
+export const resolve = (config: RpcConfig | Input): Effect.Effect<RpcConfig, InvalidConfiguration> =>
+  config instanceof RpcConfig ? Effect.succeed(config) : make(config)
+
+/**
+ * A copy that joins this cluster while serving. A `ClusterConfig.Input` is
+ * checked now and made again at every server start, so each start draws a
+ * fresh node id unless the input fixes one; a `ClusterConfig` is used as it is.
+ * Either way the server fills in `rpcAddress` (unless it is set) with the
+ * address it advertises.
+ */
+export const withCluster: {
+  (cluster: ClusterSetting): (self: RpcConfig) => Effect.Effect<RpcConfig, InvalidConfiguration>
+  (self: RpcConfig, cluster: ClusterSetting): Effect.Effect<RpcConfig, InvalidConfiguration>
+} = dual(2, (self: RpcConfig, cluster: ClusterSetting) =>
+  Effect.as(checkCluster(cluster), new RpcConfig({ ...self.fields, cluster }, self.tls))
+)
+
+/**
+ * The certificate a client presents: the configured client certificate, or,
+ * on a node that requires client certificates, its own.
+ */
+export const clientIdentity = (config: RpcConfig): { readonly cert: PemFile; readonly key: PemKey } | undefined => {
+  const { clientCertificate, clientKey, certificate, key } = config.tls
+  if (clientCertificate !== undefined && clientKey !== undefined) return { cert: clientCertificate, key: clientKey }
+  if (config.requireClientCertificate && certificate !== undefined && key !== undefined) {
+    return { cert: certificate, key }
+  }
+  return undefined
+}
