@@ -207,6 +207,10 @@ export class Swim extends Context.Service<
       const byAddress = new Map<string, NodeId>()
       const lastHeartbeat = new Map<NodeId, number>()
       let leaving = false
+      /** Members someone else accused, which we have not probed since (see `outOfTurn`). */
+      const heardSuspects = new Set<NodeId>()
+      const lastProbed = new Map<NodeId, number>()
+      let lastRoundOutOfTurn = false
       const counters = {
         probes: 0,
         indirectProbes: 0,
@@ -341,6 +345,10 @@ export class Swim extends Context.Service<
           })
         })
         suspicions.set(id, suspicion)
+        // Someone else's accusation: probe the suspect next. A failed probe is an independent
+        // confirmation that shortens everyone's timer; a dead member is declared in about the
+        // minimum suspicion time instead of waiting for each node's round-robin turn.
+        if (accuser !== self.id) heardSuspects.add(id)
         return armTimer(suspicion)
       }
 
@@ -411,8 +419,9 @@ export class Swim extends Context.Service<
           if (update.state === "Suspect") {
             yield* startSuspicion(member.id, update.incarnation, accuser, now)
           } else {
-            phi.remove(member.id)
+            yield* phi.remove(member.id)
             lastHeartbeat.delete(member.id)
+            lastProbed.delete(member.id)
             yield* cancelSuspicion(member.id)
           }
         })
@@ -457,10 +466,29 @@ export class Swim extends Context.Service<
 
       const onPing = (from: Address, ping: Ping) =>
         ping.target === self.id && !leaving
-          ? send(from, [new Ack({ seq: ping.seq, from: self.id })])
+          ? send(from, [new Ack({ seq: ping.seq, from: self.id })]).pipe(Effect.andThen(learnFrom(from, ping.from)))
           : Effect.logDebug("ignoring a ping for another identity or while leaving").pipe(
               Effect.annotateLogs({ target: ping.target })
             )
+
+      /** Addresses we are already exchanging state with because they pinged us as strangers. */
+      const learning = new Set<string>()
+
+      /**
+       * A ping from a member we have never heard of: its join announcement
+       * missed us (gossip is probabilistic). Rather than wait up to a
+       * push-pull interval, exchange state with it now, once at a time.
+       */
+      const learnFrom = (address: Address, id: NodeId) =>
+        Effect.gen(function* () {
+          const key = formatAddress(address)
+          if (learning.has(key) || Option.isSome(yield* registry.get(id))) return
+          learning.add(key)
+          yield* FiberSet.run(
+            tasks,
+            pushPullWith(address, false).pipe(Effect.ignore, Effect.ensuring(Effect.sync(() => learning.delete(key))))
+          )
+        })
 
       const onAck = (ack: Ack) =>
         Effect.sync(() => {
@@ -595,15 +623,41 @@ export class Swim extends Context.Service<
           }
         })
 
+      /**
+       * The one member to probe out of turn this round, if any: first a member
+       * someone else accused (our probe confirms or clears it quickly), then
+       * the member with the highest phi above the threshold. Never one probed
+       * in the last two intervals, and never two rounds in a row — the
+       * round-robin still advances at least every other round, so no member
+       * waits more than two passes, whatever phi says.
+       */
+      const outOfTurn = (now: number) =>
+        Effect.gen(function* () {
+          if (lastRoundOutOfTurn) return undefined
+          const recent = (id: NodeId) => now - (lastProbed.get(id) ?? Number.NEGATIVE_INFINITY) < 2 * probeIntervalMs
+          for (const id of heardSuspects) {
+            heardSuspects.delete(id)
+            if (live.has(id) && !recent(id)) return id
+          }
+          for (const reading of yield* phi.above(config.phiThreshold)) {
+            const id = reading.id as NodeId
+            if (live.has(id) && !recent(id)) return id
+          }
+          return undefined
+        })
+
       const probeRound = Effect.gen(function* () {
         if (leaving || live.size === 0) return
-        const urgent = yield* phi.above(config.phiThreshold)
-        if (urgent.length > 0) probeOrder.prioritize(urgent.map((r) => r.id as NodeId).filter((id) => live.has(id)))
+        const now = yield* Clock.currentTimeMillis
+        const urgent = yield* outOfTurn(now)
+        lastRoundOutOfTurn = urgent !== undefined
+        if (urgent !== undefined) probeOrder.prioritize([urgent])
         for (let attempts = 0; attempts < probeOrder.size + 1; attempts++) {
           const id = probeOrder.next(random)
           if (id === undefined) return
           const target = yield* registry.get(id)
           if (Option.isSome(target) && (target.value.state === "Alive" || target.value.state === "Suspect")) {
+            lastProbed.set(id, now)
             return yield* probe(target.value)
           }
         }
@@ -775,6 +829,14 @@ export class Swim extends Context.Service<
             const { answered, failures } = yield* joinOnce(seeds)
             if (answered > 0) {
               yield* Effect.logDebug("joined").pipe(Effect.annotateLogs({ seeds: seeds.join(","), answered }))
+              // Members that joined at about the same time may be missing from the seed's state,
+              // and their announcements may miss us (gossip is probabilistic): one more exchange
+              // with a random member shortly after settles a burst of joins in seconds, not at
+              // the next push-pull interval.
+              yield* FiberSet.run(
+                tasks,
+                Effect.sleep(Duration.times(config.gossipInterval, 10)).pipe(Effect.andThen(pushPullRound))
+              )
               return answered
             }
             lastFailures = failures
