@@ -242,6 +242,61 @@ describe("SWIM on the simulated network", () => {
   )
 })
 
+describe("probing and joining at scale", () => {
+  it.effect(
+    "a burst of 25 joins converges within the follow-up push-pull, not the push-pull interval",
+    () =>
+      // Seed 25 missed a pair for 27 s before the follow-up push-pull existed.
+      sim(
+        25,
+        Effect.gen(function* () {
+          const n = 25
+          const nodes = yield* startCluster(n)
+          // Joins land 5 ms apart, so gossip alone can miss a few (member, newcomer) pairs; each
+          // node's follow-up push-pull 10·G after its join repairs them: 10·G + L·G, twice for slack.
+          const bound = 2 * (10 + retransmits(n)) * G
+          const took = yield* advanceUntil(allSee(nodes, nodes, "Alive"), bound)
+          assert.isDefined(took, `not converged within ${bound} ms`)
+          yield* stopAll(nodes)
+        })
+      ),
+    60_000
+  )
+
+  it.effect(
+    "a newcomer probes every member within two passes, whatever phi says",
+    () =>
+      // Seed 1 left members unprobed for over a minute when phi alone chose the order.
+      sim(
+        1,
+        Effect.gen(function* () {
+          const n = 25
+          const nodes = yield* startCluster(n - 1)
+          const pinged = new Set<string>()
+          const newcomer = yield* startNode(n - 1, {}, [0], (transport) => ({
+            ...transport,
+            send: (to, payload) =>
+              Effect.suspend(() => {
+                const packet = Codec.decodePacketResult("shoal", payload)
+                if (packet._tag === "Success" && packet.success.messages.some((m) => m._tag === "Ping")) {
+                  pinged.add(String(to))
+                }
+                return transport.send(to, payload)
+              })
+          }))
+          // A fresh node hears from most members rarely, so its phi is above the threshold for
+          // many of them; out-of-turn probes may take every other round, so the round-robin
+          // still covers all n − 1 members within 2·(n − 1)·P.
+          yield* TestClock.adjust(2 * (n - 1) * P)
+          const others = nodes.map((node) => String(node.address))
+          expect(others.filter((address) => !pinged.has(address))).toEqual([])
+          yield* stopAll([...nodes, newcomer])
+        })
+      ),
+    60_000
+  )
+})
+
 describe("dissemination limits", () => {
   it.effect(
     "packets carry at most 10 updates within maxPacketSize, and each update is sent exactly L times",
