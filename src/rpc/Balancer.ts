@@ -31,12 +31,11 @@ export class Balancer {
   }
 
   /**
-   * The index of the candidate to call, given how many calls each has in
-   * flight (`inFlight[i]` for candidate `i`); -1 when there is none.
+   * The index of the candidate to call among `n`, given how many calls each
+   * has in flight (`inFlight(i)` for candidate `i`); -1 when there is none.
    */
-  pick(inFlight: ReadonlyArray<number>): number {
-    const n = inFlight.length
-    if (n === 0) return -1
+  pick(n: number, inFlight: (index: number) => number): number {
+    if (n <= 0) return -1
     switch (this.strategy) {
       case "round-robin": {
         const i = this.#cursor % n
@@ -46,17 +45,20 @@ export class Balancer {
       case "random":
         return Math.min(n - 1, Math.floor(this.#random() * n))
       case "least-in-flight": {
-        let least = Number.POSITIVE_INFINITY
-        for (let i = 0; i < n; i++) least = Math.min(least, inFlight[i]!)
+        // the first candidate with the fewest, looking from the cursor on
         const start = this.#cursor % n
-        for (let k = 0; k < n; k++) {
+        let best = start
+        let least = inFlight(start)
+        for (let k = 1; k < n && least > 0; k++) {
           const i = (start + k) % n
-          if (inFlight[i] === least) {
-            this.#cursor = i + 1
-            return i
+          const load = inFlight(i)
+          if (load < least) {
+            least = load
+            best = i
           }
         }
-        return -1
+        this.#cursor = best + 1
+        return best
       }
     }
   }

@@ -74,6 +74,10 @@ interface Connection {
   readonly address: string
   readonly scope: Scope.Closeable
   readonly client: Deferred.Deferred<unknown, ConnectionFailed>
+  /** The client once connected, for calls that need not wait. */
+  ready: Methods | undefined
+  /** Counts a call to this member as finished. */
+  readonly leave: Effect.Effect<void>
 }
 
 /** A connected client seen without its group's types: a method per tag. */
@@ -129,17 +133,31 @@ export const make = <Rpcs extends Rpc.Any>(
     const inFlight = new Map<NodeId, number>()
     const refusedUntil = new Map<NodeId, number>()
 
+    // The members that may take calls, kept from the cluster's snapshot and
+    // events (so a call reads a cached array instead of querying the registry).
+    const eligible = new Map<NodeId, ClusterNode>()
+    let ordered: Array<ClusterNode> | undefined
+    const consider = (node: ClusterNode) => {
+      if (node.state === "Alive" && node.rpcAddress !== undefined && node.hasTags(tags)) eligible.set(node.id, node)
+      else eligible.delete(node.id)
+      ordered = undefined
+    }
+    const byId = (a: ClusterNode, b: ClusterNode) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+    const members = () => (ordered ??= Array.from(eligible.values()).sort(byId))
+
     const enter = (id: NodeId) => inFlight.set(id, (inFlight.get(id) ?? 0) + 1)
     const leave = (id: NodeId) => {
       const n = (inFlight.get(id) ?? 1) - 1
       if (n <= 0) inFlight.delete(id)
       else inFlight.set(id, n)
     }
+    const load = (nodes: ReadonlyArray<ClusterNode>) => (i: number) => inFlight.get(nodes[i]!.id) ?? 0
 
     /** Forgets a connection (if it is still the current one) and closes it in the background. */
     const drop = (connection: Connection): Effect.Effect<void> =>
       Effect.suspend(() => {
         if (connections.get(connection.node.id) === connection) connections.delete(connection.node.id)
+        connection.ready = undefined
         return Effect.asVoid(Effect.forkIn(Scope.close(connection.scope, Exit.void), scope))
       })
 
@@ -149,18 +167,27 @@ export const make = <Rpcs extends Rpc.Any>(
         return connection === undefined ? Effect.void : drop(connection)
       })
 
-    /** The member's connection, opened on first use; concurrent first calls share one dial. */
-    const connectionTo = (node: ClusterNode): Effect.Effect<Connection> =>
+    /** The member's current connection, if it is for the address the member advertises now. */
+    const currentConnection = (node: ClusterNode): Connection | undefined => {
+      const existing = connections.get(node.id)
+      if (existing === undefined) return undefined
+      if (existing.node === node || existing.address === formatAddress(node.rpcAddress!)) return existing
+      return undefined
+    }
+
+    /** Opens a connection to the member in the background; concurrent first calls share it. */
+    const openConnection = (node: ClusterNode): Effect.Effect<Connection> =>
       Effect.suspend(() => {
         const address = formatAddress(node.rpcAddress!)
-        const existing = connections.get(node.id)
-        if (existing !== undefined && existing.address === address) return Effect.succeed(existing)
-        if (existing !== undefined) connections.delete(node.id)
+        const previous = connections.get(node.id)
+        if (previous !== undefined) connections.delete(node.id)
         const connection: Connection = {
           node,
           address,
           scope: Scope.forkUnsafe(scope, "sequential"),
-          client: Deferred.makeUnsafe()
+          client: Deferred.makeUnsafe(),
+          ready: undefined,
+          leave: Effect.sync(() => leave(node.id))
         }
         connections.set(node.id, connection)
         const open = RpcClient.connect(group, node, resolved, {
@@ -169,14 +196,17 @@ export const make = <Rpcs extends Rpc.Any>(
           ...(options.disableTracing === undefined ? {} : { disableTracing: options.disableTracing }),
           ...(options.spanPrefix === undefined ? {} : { spanPrefix: options.spanPrefix })
         }).pipe(
-          // candidates have an RPC address and the configuration is resolved: only a refusal is left
+          // eligible members have an RPC address and the configuration is resolved: only a refusal is left
           Effect.mapError((error) =>
             error._tag === "ConnectionFailed" ? error : new ConnectionFailed({ address, reason: error.message })
           ),
           Effect.provideContext(Context.add(services, Scope.Scope, connection.scope) as Context.Context<any>),
           Effect.exit,
           Effect.flatMap((exit) => {
-            if (Exit.isSuccess(exit)) return Deferred.succeed(connection.client, exit.value)
+            if (Exit.isSuccess(exit)) {
+              if (connections.get(node.id) === connection) connection.ready = exit.value as Methods
+              return Deferred.succeed(connection.client, exit.value)
+            }
             refusedUntil.set(node.id, clock.currentTimeMillisUnsafe() + retryDelayMillis)
             return Deferred.done(connection.client, exit).pipe(Effect.andThen(drop(connection)))
           })
@@ -184,54 +214,66 @@ export const make = <Rpcs extends Rpc.Any>(
         return Effect.as(Effect.forkIn(open, scope), connection)
       })
 
-    /** The eligible members not yet tried, in id order; those recently refused only when no one else is left. */
-    const candidates = (tried: ReadonlySet<NodeId>): Effect.Effect<ReadonlyArray<ClusterNode>> =>
-      Effect.map(cluster.nodesByTags(tags), (nodes) => {
-        const now = clock.currentTimeMillisUnsafe()
-        const fresh: Array<ClusterNode> = []
-        const refused: Array<ClusterNode> = []
-        for (const node of nodes) {
-          if (node.rpcAddress === undefined || tried.has(node.id)) continue
-          const until = refusedUntil.get(node.id)
-          if (until !== undefined && until > now) refused.push(node)
-          else fresh.push(node)
-        }
-        const out = fresh.length > 0 ? fresh : refused
-        return out.length > 1 ? out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) : out
-      })
+    /**
+     * The member for the next call: among the eligible ones not yet tried,
+     * passing over those that recently refused a connection unless no one
+     * else is left.
+     */
+    const choose = (tried: ReadonlySet<NodeId> | undefined): ClusterNode | undefined => {
+      const all = members()
+      if (tried === undefined && refusedUntil.size === 0) {
+        const index = balancer.pick(all.length, load(all))
+        return index < 0 ? undefined : all[index]
+      }
+      const now = clock.currentTimeMillisUnsafe()
+      const fresh: Array<ClusterNode> = []
+      const refused: Array<ClusterNode> = []
+      for (const node of all) {
+        if (tried?.has(node.id)) continue
+        const until = refusedUntil.get(node.id)
+        if (until === undefined || until <= now) {
+          if (until !== undefined) refusedUntil.delete(node.id)
+          fresh.push(node)
+        } else refused.push(node)
+      }
+      const pool = fresh.length > 0 ? fresh : refused
+      const index = balancer.pick(pool.length, load(pool))
+      return index < 0 ? undefined : pool[index]
+    }
 
-    const choose = (tried: ReadonlySet<NodeId>): Effect.Effect<ClusterNode | undefined> =>
-      Effect.map(candidates(tried), (nodes) => {
-        const index = balancer.pick(nodes.map((node) => inFlight.get(node.id) ?? 0))
-        return index < 0 ? undefined : nodes[index]
-      })
-
-    const unavailable = (reason: string) => Effect.fail(new NoMemberAvailable({ tags, reason }))
+    const unavailable = (tried: ReadonlySet<NodeId> | undefined, refusal: ConnectionFailed | undefined) =>
+      Effect.fail(
+        refusal ??
+          new NoMemberAvailable({ tags, reason: tried === undefined ? "none is alive" : "every one was tried" })
+      )
 
     /**
-     * Picks a member and its connected client, moving on to the next member
-     * while connections are refused (nothing was sent to them).
+     * Runs `use` with a chosen member's connected client, moving on to the
+     * next member while connections are refused (nothing was sent to them).
      */
-    const acquire = (
-      tried: Set<NodeId>
-    ): Effect.Effect<
-      { readonly node: ClusterNode; readonly connection: Connection; readonly client: Methods },
-      ClusterCallError
-    > =>
-      Effect.gen(function* () {
-        let refusal: ConnectionFailed | undefined
-        while (true) {
-          const node = yield* choose(tried)
-          if (node === undefined) {
-            if (refusal !== undefined) return yield* Effect.fail(refusal)
-            return yield* unavailable(tried.size === 0 ? "none is alive" : "every one was tried")
-          }
-          tried.add(node.id)
-          const connection = yield* connectionTo(node)
-          const client = yield* Effect.result(Deferred.await(connection.client))
-          if (Result.isSuccess(client)) return { node, connection, client: client.success as Methods }
-          refusal = client.failure
-        }
+    const withMember = <A, E>(
+      use: (
+        node: ClusterNode,
+        connection: Connection,
+        client: Methods,
+        tried: Set<NodeId> | undefined
+      ) => Effect.Effect<A, E>,
+      tried: Set<NodeId> | undefined = undefined,
+      refusal: ConnectionFailed | undefined = undefined
+    ): Effect.Effect<A, E | ClusterCallError> =>
+      Effect.suspend(() => {
+        const node = choose(tried)
+        if (node === undefined) return unavailable(tried, refusal)
+        const connection = currentConnection(node)
+        if (connection?.ready !== undefined) return use(node, connection, connection.ready, tried)
+        const next = tried ?? new Set<NodeId>()
+        next.add(node.id)
+        return Effect.flatMap(connection === undefined ? openConnection(node) : Effect.succeed(connection), (c) =>
+          Effect.matchEffect(Deferred.await(c.client), {
+            onFailure: (failure) => withMember(use, next, failure),
+            onSuccess: (client) => use(node, c, client as Methods, next)
+          })
+        )
       })
 
     const isIdempotent = (rpc: Rpc.AnyWithProps) =>
@@ -240,36 +282,45 @@ export const make = <Rpcs extends Rpc.Any>(
     const unary = (rpc: Rpc.AnyWithProps) => {
       const tag = rpc._tag
       const idempotent = isIdempotent(rpc)
-      return (payload: unknown, callOptions?: unknown) =>
-        Effect.gen(function* () {
-          const tried = new Set<NodeId>()
-          let attemptsLeft = idempotent ? retries + 1 : 1
-          while (true) {
-            const { node, connection, client } = yield* acquire(tried)
+      return (payload: unknown, callOptions?: unknown) => {
+        const run = (attemptsLeft: number, tried: Set<NodeId> | undefined): Effect.Effect<unknown, unknown> =>
+          withMember((node, connection, client, triedNow) => {
             enter(node.id)
-            const exit = yield* Effect.exit(client[tag]!(payload, callOptions) as Effect.Effect<unknown, unknown>).pipe(
-              Effect.ensuring(Effect.sync(() => leave(node.id)))
+            return (client[tag]!(payload, callOptions) as Effect.Effect<unknown, unknown>).pipe(
+              Effect.ensuring(connection.leave),
+              Effect.catchCause((cause) => {
+                if (!brokeConnection(cause)) return Effect.failCause(cause)
+                if (attemptsLeft <= 1) {
+                  return Effect.andThen(drop(connection), Effect.failCause(cutOff(connection.address, cause)))
+                }
+                const next = triedNow ?? new Set<NodeId>()
+                next.add(node.id)
+                return drop(connection).pipe(
+                  Effect.andThen(
+                    Effect.logDebug("retrying an idempotent call on another member").pipe(
+                      Effect.annotateLogs({ rpc: tag, member: node.name })
+                    )
+                  ),
+                  Effect.andThen(run(attemptsLeft - 1, next))
+                )
+              })
             )
-            if (Exit.isSuccess(exit)) return exit.value
-            if (!brokeConnection(exit.cause)) return yield* Effect.failCause(exit.cause)
-            yield* drop(connection)
-            if (--attemptsLeft <= 0) return yield* Effect.failCause(cutOff(connection.address, exit.cause))
-            yield* Effect.logDebug("retrying an idempotent call on another member").pipe(
-              Effect.annotateLogs({ rpc: tag, member: node.name })
-            )
-          }
-        })
+          }, tried)
+        return run(idempotent ? retries + 1 : 1, undefined)
+      }
     }
 
     const streaming = (rpc: Rpc.AnyWithProps) => {
       const tag = rpc._tag
       return (payload: unknown, callOptions?: unknown) =>
         Stream.unwrap(
-          Effect.map(acquire(new Set()), ({ node, connection, client }) => {
+          withMember((node, connection, client) => {
             enter(node.id)
-            return (client[tag]!(payload, callOptions) as Stream.Stream<unknown, unknown>).pipe(
-              Stream.onError((cause) => (brokeConnection(cause) ? drop(connection) : Effect.void)),
-              Stream.ensuring(Effect.sync(() => leave(node.id)))
+            return Effect.succeed(
+              (client[tag]!(payload, callOptions) as Stream.Stream<unknown, unknown>).pipe(
+                Stream.onError((cause) => (brokeConnection(cause) ? drop(connection) : Effect.void)),
+                Stream.ensuring(connection.leave)
+              )
             )
           })
         )
@@ -281,10 +332,18 @@ export const make = <Rpcs extends Rpc.Any>(
       client[rpc._tag] = RpcSchema.isStreamSchema(rpc.successSchema) ? streaming(rpc) : unary(rpc)
     }
 
-    // Membership changes close connections to members that are gone.
-    const { events } = yield* cluster.watch
+    // The members now, then every change: keep the eligible set, and close
+    // connections to members that are gone or moved.
+    const { members: snapshot, events } = yield* cluster.watch
+    for (const node of snapshot) consider(node)
     yield* events.pipe(
       Stream.runForEach((event: ClusterEvent) => {
+        if (event._tag === "NodeReaped") {
+          eligible.delete(event.node.id)
+          ordered = undefined
+        } else {
+          consider(event.node)
+        }
         switch (event._tag) {
           case "NodeFailed":
           case "NodeLeft":
@@ -294,8 +353,9 @@ export const make = <Rpcs extends Rpc.Any>(
           case "NodeUpdated":
           case "NodeRecovered": {
             const connection = connections.get(event.node.id)
-            const address = event.node.rpcAddress === undefined ? undefined : formatAddress(event.node.rpcAddress)
-            return connection !== undefined && connection.address !== address ? drop(connection) : Effect.void
+            return connection !== undefined && currentConnection(event.node) === undefined
+              ? drop(connection)
+              : Effect.void
           }
           case "NodeSuspected":
             return Effect.void
@@ -306,7 +366,7 @@ export const make = <Rpcs extends Rpc.Any>(
 
     return {
       client: client as unknown as RpcClient.Client<Rpcs, ClusterCallError>,
-      members: candidates(new Set()),
+      members: Effect.sync(() => [...members()]),
       inFlight: Effect.sync(() => new Map(inFlight)),
       connected: Effect.sync(() => Array.from(connections.keys()))
     } satisfies ClusterClient<Rpcs>
