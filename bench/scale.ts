@@ -1,0 +1,339 @@
+/**
+ * What a cluster costs at scale, in one process:
+ *
+ * - **Simulated**: the JavaScript heap per node of an N-node simulation
+ *   (default 1000) on the in-memory network — after a full GC, minus the heap
+ *   before the nodes existed, divided by N — once every node sees all N alive
+ *   and again after a minute of simulated quiet (when the join backlog has
+ *   been gossiped away).
+ * - **Real UDP**: N nodes (default 100) on 127.0.0.1 with ephemeral ports,
+ *   every one seeded with the first node's address and all started at once,
+ *   with the default timings. Whether and when every node sees all N alive;
+ *   then, over an idle period, the process's CPU, RSS, heap, event-loop delay
+ *   and each node's UDP traffic; then one node stops without leaving and the
+ *   time until the first and the last survivor hold it dead.
+ *
+ *   npm run bench:scale                                  # both, default sizes
+ *   npx node --expose-gc bench/scale.ts --sim=250,1000 --udp=50 --idle=20
+ *   npx node --expose-gc bench/scale.ts --skip-udp
+ *
+ * Needs `--expose-gc` for the heap figures. Results go to
+ * `bench/results/scale.json`. A benchmark, not a test.
+ */
+import { mkdirSync, writeFileSync } from "node:fs"
+import { cpus, loadavg, totalmem } from "node:os"
+import { monitorEventLoopDelay } from "node:perf_hooks"
+import { Clock, Context, Effect, Exit, Layer, Option, Random, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import { Cluster } from "../src/cluster/Cluster.ts"
+import { SimNetwork } from "../src/cluster/gossip/SimNetwork.ts"
+import type { NodeId } from "../src/cluster/Node.ts"
+import { seesAlive, startMembers, stopMembers, waitForAll } from "./sim/cluster.ts"
+
+const args = process.argv.slice(2)
+const flag = (name: string): string | undefined =>
+  args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? (args.includes(`--${name}`) ? "" : undefined)
+const list = (text: string | undefined, fallback: Array<number>) =>
+  text === undefined || text === "" ? fallback : text.split(",").map(Number).filter(Number.isFinite)
+
+const simSizes = flag("skip-sim") !== undefined ? [] : list(flag("sim"), [1000])
+const udpSizes = flag("skip-udp") !== undefined ? [] : list(flag("udp"), [100])
+const idleSeconds = Number(flag("idle") ?? 20)
+const outFile = flag("out") ?? "bench/results/scale.json"
+
+const gc = (globalThis as { gc?: () => void }).gc
+const heapAfterGc = (): number => {
+  gc?.()
+  gc?.()
+  return process.memoryUsage().heapUsed
+}
+const mib = (bytes: number) => bytes / 2 ** 20
+const log = (line: string) => console.error(line)
+
+// --- simulated heap ---
+
+interface SimHeapRow {
+  readonly n: number
+  readonly formationMs: number | undefined
+  /** Heap of the whole simulation divided by N, once all see all alive. */
+  readonly heapPerNodeKiB: number
+  /** The same after 60 s of simulated quiet. */
+  readonly heapPerNodeSettledKiB: number
+  readonly heapTotalMiB: number
+  /** Heap left above the baseline once every node is stopped (leak check). */
+  readonly heapAfterStopMiB: number
+  readonly wallSeconds: number
+}
+
+const simHeap = (n: number) =>
+  Effect.gen(function* () {
+    const wall = performance.now()
+    const baseline = heapAfterGc()
+    const { formationMs, atFormation, settled } = yield* Effect.gen(function* () {
+      const start = yield* Clock.currentTimeMillis
+      const members = yield* startMembers(n)
+      const started = (yield* Clock.currentTimeMillis) - start
+      const formed = yield* waitForAll(members, seesAlive(n), 600_000, 100)
+      const atFormation = heapAfterGc()
+      log(`sim N=${n}: formed, heap ${mib(atFormation - baseline).toFixed(0)} MiB above baseline`)
+      yield* TestClock.adjust(60_000)
+      const settled = heapAfterGc()
+      yield* stopMembers(members)
+      return {
+        formationMs: formed.all === undefined ? undefined : started + formed.all,
+        atFormation,
+        settled
+      }
+    }).pipe(
+      Effect.provide(SimNetwork.layer),
+      Random.withSeed(n),
+      Effect.provide(TestClock.layer({ warningDelay: "1 hour" }))
+    )
+    const afterStop = heapAfterGc()
+    return {
+      n,
+      formationMs,
+      heapPerNodeKiB: (atFormation - baseline) / n / 1024,
+      heapPerNodeSettledKiB: (settled - baseline) / n / 1024,
+      heapTotalMiB: mib(atFormation - baseline),
+      heapAfterStopMiB: mib(afterStop - baseline),
+      wallSeconds: (performance.now() - wall) / 1000
+    } satisfies SimHeapRow
+  })
+
+// --- real UDP nodes ---
+
+interface UdpNode {
+  readonly index: number
+  readonly cluster: Cluster["Service"]
+  readonly scope: Scope.Closeable
+  readonly id: NodeId
+}
+
+const startUdp = (index: number, seeds: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(
+      Cluster.layer(
+        { nodeName: `u${index}`, bindAddress: "127.0.0.1:0", seedNodes: [...seeds] },
+        { leaveOnClose: false }
+      ),
+      scope
+    ).pipe(Effect.onError(() => Scope.close(scope, Exit.void)))
+    const cluster = Context.get(context, Cluster)
+    return { index, cluster, scope, id: (yield* cluster.localNode).id } satisfies UdpNode
+  })
+
+/** Real time until `condition` holds for every node (polled every `step` ms), or undefined after `limit` ms. */
+const untilAll = (
+  nodes: ReadonlyArray<UdpNode>,
+  condition: (node: UdpNode) => Effect.Effect<boolean>,
+  limit: number,
+  step: number
+) =>
+  Effect.gen(function* () {
+    const start = performance.now()
+    let first: number | undefined
+    while (performance.now() - start <= limit) {
+      let ok = 0
+      for (const node of nodes) if (yield* condition(node)) ok++
+      const t = performance.now() - start
+      if (ok > 0 && first === undefined) first = t
+      if (ok === nodes.length) return { first, all: t }
+      yield* Effect.sleep(step)
+    }
+    return { first, all: undefined }
+  })
+
+interface Percentiles {
+  readonly p50: number
+  readonly p99: number
+  readonly max: number
+}
+
+interface UdpRow {
+  readonly n: number
+  readonly timings: string
+  readonly startMs: number
+  readonly convergedMs: number | undefined
+  readonly formation: { readonly cpuPercent: number; readonly loopDelayMs: Percentiles }
+  readonly idle: {
+    readonly seconds: number
+    readonly cpuPercent: number
+    readonly rssMiB: number
+    readonly heapMiB: number
+    readonly loopDelayMs: Percentiles
+    readonly packetsPerNodePerSec: number
+    readonly bytesPerNodePerSec: number
+  }
+  readonly crashFirstMs: number | undefined
+  readonly crashAllMs: number | undefined
+  readonly falseSuspicions: number
+}
+
+const traffic = (nodes: ReadonlyArray<UdpNode>) =>
+  Effect.gen(function* () {
+    let packets = 0
+    let bytes = 0
+    for (const node of nodes) {
+      const s = yield* node.cluster.stats
+      packets += s.transport.packetsSent
+      bytes += s.transport.bytesSent
+    }
+    return { packets, bytes }
+  })
+
+const udp = (n: number) =>
+  Effect.gen(function* () {
+    const loop = monitorEventLoopDelay({ resolution: 10 })
+    const delays = (): Percentiles => ({
+      p50: loop.percentile(50) / 1e6,
+      p99: loop.percentile(99) / 1e6,
+      max: loop.max / 1e6
+    })
+    loop.enable()
+    const wall = performance.now()
+    const cpu = process.cpuUsage()
+    const first = yield* startUdp(0, [])
+    const seed = String((yield* first.cluster.localNode).gossipAddress)
+    const others = yield* Effect.forEach(
+      Array.from({ length: n - 1 }, (_, i) => i + 1),
+      (i) => startUdp(i, [seed]),
+      { concurrency: "unbounded" }
+    )
+    const nodes = [first, ...others]
+    const startMs = performance.now() - wall
+    const converged = yield* untilAll(nodes, seesAlive(n), 120_000, 100)
+    const convergedMs = converged.all === undefined ? undefined : startMs + converged.all
+    const formationCpu = process.cpuUsage(cpu)
+    const formationWall = performance.now() - wall
+    const formation = {
+      cpuPercent: (100 * (formationCpu.user + formationCpu.system)) / 1000 / formationWall,
+      loopDelayMs: delays()
+    }
+    log(`udp N=${n}: converged after ${convergedMs?.toFixed(0) ?? "—"} ms`)
+
+    // Idle: let the join backlog drain for a while, then measure.
+    yield* Effect.sleep(10_000)
+    loop.reset()
+    const idleCpu = process.cpuUsage()
+    const idleWall = performance.now()
+    const before = yield* traffic(nodes)
+    yield* Effect.sleep(idleSeconds * 1000)
+    const after = yield* traffic(nodes)
+    const used = process.cpuUsage(idleCpu)
+    const seconds = (performance.now() - idleWall) / 1000
+    const memory = process.memoryUsage()
+    const idle = {
+      seconds,
+      cpuPercent: (100 * (used.user + used.system)) / 1e6 / seconds,
+      rssMiB: mib(memory.rss),
+      heapMiB: mib(heapAfterGc()),
+      loopDelayMs: delays(),
+      packetsPerNodePerSec: (after.packets - before.packets) / n / seconds,
+      bytesPerNodePerSec: (after.bytes - before.bytes) / n / seconds
+    }
+    let falseSuspicions = 0
+    for (const node of nodes) falseSuspicions += (yield* node.cluster.stats).suspicionsRaised
+    log(`udp N=${n}: idle ${idle.cpuPercent.toFixed(0)} % CPU, ${idle.rssMiB.toFixed(0)} MiB RSS`)
+
+    // Crash: stop one node without a leave.
+    const victim = nodes[Math.floor(n / 2)]!
+    const survivors = nodes.filter((node) => node !== victim)
+    yield* Scope.close(victim.scope, Exit.void)
+    const crashed = yield* untilAll(
+      survivors,
+      (node) =>
+        Effect.map(Effect.option(node.cluster.member(victim.id)), (m) =>
+          Option.match(m, { onNone: () => true, onSome: (member) => member.state === "Dead" })
+        ),
+      120_000,
+      50
+    )
+    loop.disable()
+    yield* Effect.forEach(survivors, (node) => Scope.close(node.scope, Exit.void), {
+      concurrency: "unbounded",
+      discard: true
+    })
+    return {
+      n,
+      timings: "defaults (probe 1 s, ping timeout 500 ms, gossip 200 ms to 3, suspicion ×4, push-pull 30 s)",
+      startMs,
+      convergedMs,
+      formation,
+      idle,
+      crashFirstMs: crashed.first,
+      crashAllMs: crashed.all,
+      falseSuspicions
+    } satisfies UdpRow
+  })
+
+// --- output ---
+
+const fmtMs = (ms: number | undefined) => (ms === undefined ? "—" : `${(ms / 1000).toFixed(2)} s`)
+const fmtDelay = (p: Percentiles) => `${p.p50.toFixed(1)} / ${p.p99.toFixed(1)} / ${p.max.toFixed(0)} ms`
+
+const main = Effect.gen(function* () {
+  if (gc === undefined && simSizes.length > 0) log("warning: run with --expose-gc, or the heap figures include garbage")
+  const loadBefore = loadavg()
+  const sim: Array<SimHeapRow> = []
+  for (const n of simSizes) sim.push(yield* simHeap(n))
+  const real: Array<UdpRow> = []
+  for (const n of udpSizes) real.push(yield* udp(n))
+  const machine = {
+    cpu: cpus()[0]?.model ?? "unknown",
+    cpus: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    loadBefore: loadBefore.map((l) => Number(l.toFixed(2))),
+    loadAfter: loadavg().map((l) => Number(l.toFixed(2))),
+    date: new Date().toISOString()
+  }
+  if (sim.length > 0) {
+    console.log("")
+    console.log(
+      "| simulated N | formed (simulated) | heap/node at formation | heap/node after 60 s quiet | heap total | left after stop | wall |"
+    )
+    console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for (const r of sim) {
+      console.log(
+        `| ${r.n} | ${fmtMs(r.formationMs)} | ${r.heapPerNodeKiB.toFixed(0)} KiB | ${r.heapPerNodeSettledKiB.toFixed(
+          0
+        )} KiB | ${r.heapTotalMiB.toFixed(0)} MiB | ${r.heapAfterStopMiB.toFixed(1)} MiB | ${r.wallSeconds.toFixed(0)} s |`
+      )
+    }
+  }
+  for (const r of real) {
+    console.log("")
+    console.log(`${r.n} real UDP nodes in one process on 127.0.0.1, ${r.timings}:`)
+    console.log("")
+    console.log("| figure | value |")
+    console.log("| --- | ---: |")
+    console.log(`| all ${r.n} started (joins answered) | ${fmtMs(r.startMs)} |`)
+    console.log(`| every node sees all ${r.n} alive | ${fmtMs(r.convergedMs)} |`)
+    console.log(`| CPU during formation (of one core) | ${r.formation.cpuPercent.toFixed(0)} % |`)
+    console.log(`| event-loop delay during formation p50 / p99 / max | ${fmtDelay(r.formation.loopDelayMs)} |`)
+    console.log(`| idle CPU over ${r.idle.seconds.toFixed(0)} s (of one core) | ${r.idle.cpuPercent.toFixed(1)} % |`)
+    console.log(`| idle RSS / heap after GC | ${r.idle.rssMiB.toFixed(0)} MiB / ${r.idle.heapMiB.toFixed(0)} MiB |`)
+    console.log(`| idle event-loop delay p50 / p99 / max | ${fmtDelay(r.idle.loopDelayMs)} |`)
+    console.log(
+      `| UDP per node per s (idle) | ${r.idle.packetsPerNodePerSec.toFixed(1)} packets, ${Math.round(r.idle.bytesPerNodePerSec)} bytes |`
+    )
+    console.log(`| false suspicions before the crash | ${r.falseSuspicions} |`)
+    console.log(
+      `| crash (stopped, no leave): first / all survivors hold it dead | ${fmtMs(r.crashFirstMs)} / ${fmtMs(r.crashAllMs)} |`
+    )
+  }
+  console.log("")
+  console.log(
+    `Machine: ${machine.cpus} × ${machine.cpu}, Node ${machine.node}, load ${machine.loadBefore.join(" ")} → ${machine.loadAfter.join(" ")}`
+  )
+  mkdirSync("bench/results", { recursive: true })
+  writeFileSync(outFile, `${JSON.stringify({ machine, sim, udp: real }, null, 2)}\n`)
+  log(`wrote ${outFile}`)
+})
+
+Effect.runPromise(main).catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
