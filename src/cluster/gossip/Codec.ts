@@ -10,21 +10,35 @@
  * 3       1     kind: 1 = compound packet (datagram), 2 = push-pull (stream)
  * 4       1     label length L, 0..64
  * 5       L     cluster label, UTF-8
- * 5 + L   …     body: one SchemaBinary frame of `Packet` or `PushPull`
+ * 5 + L   …     body: one SchemaBinary frame of `WirePacket` or `WirePushPull`
  * ```
+ *
+ * **Body.** SchemaBinary writes the body from the plain wire schemas in
+ * `Messages` (bytes, numbers, strings, structs: nothing it cannot check by
+ * itself), and `Messages` converts between them and the domain classes by
+ * hand, checking on the way in what the wire schema cannot say (a UUID v4, a
+ * port, an integer incarnation…). That split is what makes the codec fast:
+ * with transformations in the schema, SchemaBinary runs the generic schema
+ * pass over every value after the bytes, and that pass cost more than the
+ * bytes themselves. Measured with `bench/codec.ts` (see bench/README.md):
+ * against transformation schemas, encoding got ~4× faster and decoding
+ * ~2× (what is left of a decode is mostly building the domain classes),
+ * and the bytes shrank: an ack 47 → 45, a ping with ten Alive updates
+ * 883 → 851, a 50-member push-pull 4,076 → 3,912. An update's wire form
+ * is memoized per update, because the dissemination queue packs the same
+ * update many times.
  *
  * **Body mode.** The body uses SchemaBinary's default mode, not
  * `{ fingerprint: true }`. Measured with `bench/codec.ts` (bodies only): a
- * ping carrying ten realistic Alive updates is 873 bytes vs 856, an ack 37
- * either way, a 50-member push-pull 4,066 vs 4,011, at the same speed
- * (~8,000 ping round trips/s). The positional layout saves little because
- * every field already has a one-byte `fieldId` tag, and the fingerprint
- * itself costs 8 bytes a frame. What fingerprints would cost is rolling
- * upgrades: they reject any layout change, so adding one optional field would
- * split a cluster in two while it is being upgraded. In default mode an old
- * node skips fields it does not know, so additive changes keep the protocol
- * version; the header's version byte, bumped only for incompatible changes,
- * is what pins the layout.
+ * ping carrying ten realistic Alive updates is 841 bytes vs 829, an ack 35
+ * vs 40, a 50-member push-pull 3,902 vs 3,852, at about the same speed. The
+ * positional layout saves little because every field already has a one-byte
+ * `fieldId` tag, and the fingerprint itself costs 8 bytes a frame. What
+ * fingerprints would cost is rolling upgrades: they reject any layout change,
+ * so adding one optional field would split a cluster in two while it is being
+ * upgraded. In default mode an old node skips fields it does not know, so
+ * additive changes keep the protocol version; the header's version byte,
+ * bumped only for incompatible changes, is what pins the layout.
  *
  * **Envelope (extension point).** Flags bit 0 is reserved for an
  * authentication/encryption envelope: when set, the bytes after the label
@@ -41,10 +55,13 @@
  * "bytes left + 1 MiB", so the top-level arrays' counts are checked here
  * first (`arrayCountsPlausible`). `CodecFuzz.test.ts` feeds all of it random
  * and mutated frames and lying length prefixes. Every failure is a
- * `SerializationError`; `rejectionReason` tells them apart for metrics.
+ * `SerializationError`; `rejectionReason` tells them apart for metrics
+ * (`"body"` for both bytes SchemaBinary refuses and values the checks in
+ * `Messages` refuse).
  *
  * Encoders take constructed (checked) values and cannot fail on them; a
- * failure there is a bug, and they throw.
+ * failure there (a value built with `disableChecks` that does not hold) is a
+ * bug, and they throw a `SerializationError`.
  *
  * @since 0.1.0
  */
@@ -52,7 +69,21 @@ import { Effect, Result, Schema } from "effect"
 import { SchemaBinary } from "effect/encoding"
 import { MAX_UDP_PAYLOAD } from "../Config.ts"
 import { SerializationError } from "../Errors.ts"
-import { type Message, type NodeStateUpdate, Packet, PushPull } from "./Messages.ts"
+import {
+  type Message,
+  messageToWire,
+  type NodeStateUpdate,
+  type Packet,
+  type PushPull,
+  packetFromWire,
+  pushPullFromWire,
+  pushPullToWire,
+  updateToWire,
+  type WireMessage,
+  WirePacket,
+  WirePushPull,
+  type WireUpdate
+} from "./Messages.ts"
 
 /** First byte of every shoal packet and stream frame. */
 export const MAGIC = 0xd3
@@ -253,9 +284,11 @@ const readUvarint = (bytes: Uint8Array, cursor: { pos: number }, end: number): n
  * SchemaBinary allocates an array before reading its elements, trusting a
  * claimed count up to "bytes left + 1 MiB": a 7-byte body claiming a million
  * elements costs ~8 MB and ~3.5 ms to refuse (measured), an amplification a
- * flood of tiny datagrams turns into a denial of service. Every array in our
- * bodies is a top-level field (`messages`, `updates`, `nodes`) and each
- * element takes at least one byte, so this walks the top-level fields (frame
+ * flood of tiny datagrams turns into a denial of service. Every array of
+ * variable length in our bodies is a top-level field (`messages`, `updates`,
+ * `nodes`; an address's `[host, port]` is a tuple, whose count SchemaBinary
+ * checks against its fixed length before allocating) and each valid element
+ * takes at least one byte, so this walks the top-level fields (frame
  * length, envelope byte, then `tag = id·8 + wire kind` and payload, as
  * SchemaBinary writes them) and refuses an array whose count exceeds its own
  * payload's length, and anything it cannot follow (which SchemaBinary would
@@ -298,19 +331,53 @@ const arrayCountsPlausible = (body: Uint8Array, arrayFieldIds: ReadonlyArray<num
 const PACKET_ARRAY_FIELDS = [1, 2]
 const PUSH_PULL_ARRAY_FIELDS = [3]
 
-const implausibleCounts = (what: string) =>
+/** A body refused by one of our own checks (rather than by SchemaBinary). */
+const invalidBody = (what: string, reason: string) =>
   new SerializationError({
-    message: `undecodable ${what} body: an array claims more elements than it has bytes`,
+    message: `undecodable ${what} body: ${reason}`,
     cause: { _tag: "CodecRejection", reason: "body" } satisfies Rejection
   })
+
+const implausibleCounts = (what: string) => invalidBody(what, "an array claims more elements than it has bytes")
 
 // ---------------------------------------------------------------------------
 // Compound packets
 // ---------------------------------------------------------------------------
 
-const PacketBinary = SchemaBinary.toCodec(Packet)
-const encodePacketBody = Schema.encodeSync(PacketBinary)
-const decodePacketBody = Schema.decodeUnknownResult(PacketBinary)
+const PacketBinary = SchemaBinary.toCodec(WirePacket)
+const encodeWirePacket = Schema.encodeSync(PacketBinary)
+const decodeWirePacket = Schema.decodeUnknownResult(PacketBinary)
+
+const NO_MESSAGES: ReadonlyArray<WireMessage> = []
+const NO_UPDATES: ReadonlyArray<WireUpdate> = []
+
+const encodePacketBody = (messages: ReadonlyArray<WireMessage>, updates: ReadonlyArray<WireUpdate>) =>
+  encodeWirePacket({ messages, updates })
+
+/** An update's wire form and, once asked, its {@link updateSize} (-1 until then). */
+interface Prepared {
+  readonly wire: WireUpdate
+  size: number
+}
+
+const prepared = new WeakMap<NodeStateUpdate, Prepared>()
+
+/**
+ * An update's wire form, memoized per update (updates are immutable): the
+ * dissemination queue packs one update many times — its size, every
+ * retransmission, every trial fit — and converting it costs about as much as
+ * encoding it. Push-pull entries, built fresh for every exchange, skip this.
+ */
+const prepare = (update: NodeStateUpdate): Prepared => {
+  let entry = prepared.get(update)
+  if (entry === undefined) {
+    entry = { wire: updateToWire(update), size: -1 }
+    prepared.set(update, entry)
+  }
+  return entry
+}
+
+const wireOf = (update: NodeStateUpdate): WireUpdate => prepare(update).wire
 
 /** What the header carries besides the constants: the cluster's label. */
 export interface PacketHeader {
@@ -322,7 +389,11 @@ export interface PacketHeader {
  * on a bug (a label over 64 bytes, a value that skipped its checks).
  */
 export const encodePacket = (header: PacketHeader, packet: Packet): Uint8Array<ArrayBuffer> =>
-  frame(KIND_PACKET, labelBytes(header.label), encodePacketBody(packet))
+  frame(
+    KIND_PACKET,
+    labelBytes(header.label),
+    encodePacketBody(packet.messages.map(messageToWire), packet.updates.map(wireOf))
+  )
 
 /**
  * Decodes one datagram of cluster `label`; the hot path's variant, with no
@@ -337,10 +408,12 @@ export const decodePacketResult = (label: string, bytes: Uint8Array): Result.Res
     if (Result.isFailure(offset)) return Result.fail(offset.failure)
     const body = openBody(bytes, offset.success)
     if (!arrayCountsPlausible(body, PACKET_ARRAY_FIELDS)) return Result.fail(implausibleCounts("packet"))
-    const decoded = decodePacketBody(body)
-    return Result.isFailure(decoded)
-      ? Result.fail(bodyError("packet", decoded.failure))
-      : Result.succeed(decoded.success)
+    const decoded = decodeWirePacket(body)
+    if (Result.isFailure(decoded)) return Result.fail(bodyError("packet", decoded.failure))
+    const packet = packetFromWire(decoded.success)
+    return Result.isFailure(packet)
+      ? Result.fail(invalidBody("packet", packet.failure))
+      : Result.succeed(packet.success)
   } catch (cause) {
     // SchemaBinary reports malformed input as a SchemaError; anything else it
     // throws (a defect) must still not escape into the receive loop.
@@ -352,7 +425,7 @@ export const decodePacketResult = (label: string, bytes: Uint8Array): Result.Res
 export const decodePacket = (label: string, bytes: Uint8Array): Effect.Effect<Packet, SerializationError> =>
   Effect.suspend(() => Effect.fromResult(decodePacketResult(label, bytes)))
 
-const EMPTY_PACKET_BODY_SIZE = encodePacketBody({ messages: [], updates: [] }).length
+const EMPTY_PACKET_BODY_SIZE = encodePacketBody(NO_MESSAGES, NO_UPDATES).length
 
 /**
  * Bytes an enclosing packet can grow by beyond the updates' own sizes: the
@@ -361,8 +434,6 @@ const EMPTY_PACKET_BODY_SIZE = encodePacketBody({ messages: [], updates: [] }).l
  */
 export const PACKET_GROWTH_SLACK = 6
 
-const sizeCache = new WeakMap<NodeStateUpdate, number>()
-
 /**
  * What one update adds to a packet, at most: its cost as the only element of
  * the updates array (including the row's shape declaration and every string
@@ -370,13 +441,11 @@ const sizeCache = new WeakMap<NodeStateUpdate, number>()
  * referenced by number and a repeated string (a tag key, a zone) by index.
  * Memoized per update (updates are immutable).
  */
-export const updateSize = (update: NodeStateUpdate): number => {
-  let size = sizeCache.get(update)
-  if (size === undefined) {
-    size = encodePacketBody({ messages: [], updates: [update] }).length - EMPTY_PACKET_BODY_SIZE
-    sizeCache.set(update, size)
-  }
-  return size
+export const updateSize = (update: NodeStateUpdate): number => sizeOf(prepare(update))
+
+const sizeOf = (entry: Prepared): number => {
+  if (entry.size < 0) entry.size = encodePacketBody(NO_MESSAGES, [entry.wire]).length - EMPTY_PACKET_BODY_SIZE
+  return entry.size
 }
 
 /** The packed datagram and how many candidates (a prefix) it carries. */
@@ -393,7 +462,10 @@ const fixedSize = (label: string, bare: Uint8Array) => HEADER_FIXED + labelBytes
  * most this always fit, so {@link packCompound} takes all of them.
  */
 export const updateBudget = (label: string, messages: ReadonlyArray<Message>, maxPacketSize: number): number =>
-  Math.max(0, maxPacketSize - fixedSize(label, encodePacketBody({ messages, updates: [] })) - PACKET_GROWTH_SLACK)
+  Math.max(
+    0,
+    maxPacketSize - fixedSize(label, encodePacketBody(messages.map(messageToWire), NO_UPDATES)) - PACKET_GROWTH_SLACK
+  )
 
 /**
  * Builds the compound packet `messages` + the longest prefix of `candidates`
@@ -414,7 +486,8 @@ export const packCompound = (
   maxUpdates: number = DEFAULT_MAX_UPDATES
 ): Packed => {
   const labelBytesOf = labelBytes(label)
-  const bare = encodePacketBody({ messages, updates: [] })
+  const wireMessages = messages.map(messageToWire)
+  const bare = encodePacketBody(wireMessages, NO_UPDATES)
   const fixed = HEADER_FIXED + labelBytesOf.length
   if (fixed + bare.length > maxPacketSize) {
     throw new SerializationError({
@@ -428,8 +501,11 @@ export const packCompound = (
   let estimate = fixed + bare.length
   let body: Uint8Array = bare
   let bodyCount = 0
+  const wireUpdates: Array<WireUpdate> = []
   while (count < limit) {
-    const size = updateSize(candidates[count]!)
+    const entry = prepare(candidates[count]!)
+    const size = sizeOf(entry)
+    wireUpdates.push(entry.wire)
     if (estimate + size + PACKET_GROWTH_SLACK <= maxPacketSize) {
       estimate += size
       count++
@@ -437,17 +513,19 @@ export const packCompound = (
     }
     // Not guaranteed: ask the encoder. Runs share row shapes and strings, so
     // the real packet is usually smaller than the estimate.
-    const trial = encodePacketBody({ messages, updates: candidates.slice(0, count + 1) })
+    const trial = encodePacketBody(wireMessages, wireUpdates)
     if (fixed + trial.length > maxPacketSize) break
     body = trial
     bodyCount = ++count
     estimate = fixed + trial.length
   }
-  if (bodyCount !== count) body = encodePacketBody({ messages, updates: candidates.slice(0, count) })
+  wireUpdates.length = count
+  if (bodyCount !== count) body = encodePacketBody(wireMessages, wireUpdates)
   // The bound above holds by construction; this guards the guarantee itself.
   while (fixed + body.length > maxPacketSize && count > 0) {
     count--
-    body = encodePacketBody({ messages, updates: candidates.slice(0, count) })
+    wireUpdates.length = count
+    body = encodePacketBody(wireMessages, wireUpdates)
   }
   return { bytes: frame(KIND_PACKET, labelBytesOf, body), included: count }
 }
@@ -456,9 +534,9 @@ export const packCompound = (
 // Push-pull
 // ---------------------------------------------------------------------------
 
-const PushPullBinary = SchemaBinary.toCodec(PushPull)
-const encodePushPullBody = Schema.encodeSync(PushPullBinary)
-const decodePushPullBody = Schema.decodeUnknownResult(PushPullBinary)
+const PushPullBinary = SchemaBinary.toCodec(WirePushPull)
+const encodeWirePushPull = Schema.encodeSync(PushPullBinary)
+const decodeWirePushPull = Schema.decodeUnknownResult(PushPullBinary)
 
 /**
  * Encodes a push-pull message for the stream exchange, with the same header
@@ -471,7 +549,7 @@ export const encodePushPull = (
   maxBytes: number = MAX_PUSH_PULL_SIZE
 ): Effect.Effect<Uint8Array<ArrayBuffer>, SerializationError> =>
   Effect.suspend(() => {
-    const bytes = frame(KIND_PUSH_PULL, labelBytes(label), encodePushPullBody(message))
+    const bytes = frame(KIND_PUSH_PULL, labelBytes(label), encodeWirePushPull(pushPullToWire(message)))
     return bytes.length > maxBytes
       ? Effect.fail(
           reject(
@@ -499,10 +577,12 @@ export const decodePushPull = (
       if (Result.isFailure(offset)) return Effect.fail(offset.failure)
       const body = openBody(bytes, offset.success)
       if (!arrayCountsPlausible(body, PUSH_PULL_ARRAY_FIELDS)) return Effect.fail(implausibleCounts("push-pull"))
-      const decoded = decodePushPullBody(body)
-      return Result.isFailure(decoded)
-        ? Effect.fail(bodyError("push-pull", decoded.failure))
-        : Effect.succeed(decoded.success)
+      const decoded = decodeWirePushPull(body)
+      if (Result.isFailure(decoded)) return Effect.fail(bodyError("push-pull", decoded.failure))
+      const message = pushPullFromWire(decoded.success)
+      return Result.isFailure(message)
+        ? Effect.fail(invalidBody("push-pull", message.failure))
+        : Effect.succeed(message.success)
     } catch (cause) {
       return Effect.fail(bodyError("push-pull", cause))
     }

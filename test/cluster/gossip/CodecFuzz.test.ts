@@ -20,7 +20,8 @@ import {
   Packet,
   Ping,
   PingReq,
-  PushPull
+  PushPull,
+  WirePacket
 } from "../../../src/cluster/gossip/Messages.ts"
 import { Address, ClusterNode, NodeId, type NodeState } from "../../../src/cluster/Node.ts"
 
@@ -188,6 +189,34 @@ interface Tally {
 
 const isPacket = Schema.is(Packet)
 
+/**
+ * Every field of a decoded value passes its constructor's checks. (`Schema.is`
+ * on a class only asks whether the value is an instance; the codec builds the
+ * instances with `disableChecks` after checking the fields itself, so this is
+ * where a gap in those checks would show.)
+ */
+const assertValidAddress = (address: Address | undefined) => {
+  if (address !== undefined) new Address({ host: address.host, port: address.port })
+}
+const assertValidUpdate = (update: NodeStateUpdate) => {
+  new NodeStateUpdate({ ...update })
+  assertValidAddress(update.gossipAddress)
+  assertValidAddress(update.rpcAddress)
+}
+const assertValidMessage = (message: Message) => {
+  switch (message._tag) {
+    case "Ping":
+      return new Ping({ seq: message.seq, from: message.from, target: message.target })
+    case "Ack":
+      return new Ack({ seq: message.seq, from: message.from })
+    case "Nack":
+      return new Nack({ seq: message.seq, from: message.from })
+    case "PingReq":
+      assertValidAddress(message.targetAddress)
+      return new PingReq({ ...message })
+  }
+}
+
 const checkPacket = (tally: Tally, bytes: Uint8Array) => {
   let result: Result.Result<Packet, SerializationError>
   try {
@@ -199,6 +228,8 @@ const checkPacket = (tally: Tally, bytes: Uint8Array) => {
   if (Result.isSuccess(result)) {
     // a valid packet: well-typed, and it survives its own round trip
     assert.isTrue(isPacket(result.success))
+    result.success.messages.forEach(assertValidMessage)
+    result.success.updates.forEach(assertValidUpdate)
     const again = Codec.decodePacketResult(LABEL, Codec.encodePacket({ label: LABEL }, result.success))
     assert.deepStrictEqual(Result.getOrThrow(again), result.success)
     tally.decoded++
@@ -218,6 +249,8 @@ const checkPushPull = (tally: Tally, bytes: Uint8Array) => {
   }
   if (Exit.isSuccess(exit)) {
     assert.instanceOf(exit.value, PushPull)
+    new PushPull({ ...exit.value })
+    exit.value.nodes.forEach(assertValidUpdate)
     tally.decoded++
   } else {
     const error = Exit.findErrorOption(exit)
@@ -290,7 +323,7 @@ describe("Codec against lying length fields", () => {
   it("SchemaBinary alone trusts a tiny body's claim of a million elements (why the guard exists)", () => {
     const body = lyingArrayBody(0x08, 1_000_000) // 7 bytes: messages = [ ×1,000,000 ]
     expect(body.length).toBe(7)
-    const exit = Schema.decodeUnknownExit(SchemaBinary.toCodec(Packet))(body)
+    const exit = Schema.decodeUnknownExit(SchemaBinary.toCodec(WirePacket))(body)
     assert.isTrue(Exit.isFailure(exit))
     // it got as far as element 0: the million-slot array was already allocated
     expect(String(Exit.findErrorOption(exit).pipe((o) => (o._tag === "Some" ? o.value.message : "")))).toContain(
