@@ -254,24 +254,17 @@ const streaming = async (certs: Certs) => {
     ["grpc-js (reference)", "grpc", grpcServer.port, true, undefined],
     ["effect/rpc defaults (ack per chunk, client queue 16)", "effect", effectServer.port, true, undefined],
     ["client streamBufferSize 256 only", "effect", effectServer.port, true, { streamBufferSize: 256 }],
-    [
-      "producer Stream.buffer(256), client queue 256",
-      "effect",
-      effectServer.port,
-      true,
-      { buffer: "buffer:256", streamBufferSize: 256 }
-    ],
     ...[16, 64, 256, 1024].map(
       (size) =>
         [
-          `producer coalesce(${size}), client queue ${size}`,
+          `producer Stream.buffer(${size}), client queue ${size}${size === 256 ? " (shoal)" : ""}`,
           "effect",
           effectServer.port,
           true,
-          { buffer: `coalesce:${size}`, streamBufferSize: size }
+          { buffer: `buffer:${size}`, streamBufferSize: size }
         ] as const
     ),
-    ["acks off on both sides, no coalescing", "effect", noAcks.port, false, undefined]
+    ["acks off on both sides, no buffer", "effect", noAcks.port, false, undefined]
   ]
   const found = new Map<string, readonly [number, number]>()
   for (let round = 0; round < T.sectionRounds; round++) {

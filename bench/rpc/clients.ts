@@ -32,7 +32,7 @@ import {
 export type StreamMode = "chunked" | "single"
 
 export interface StreamOptions {
-  /** Producer-side setting of the bare effect/rpc server (`none`, `buffer:N`, `coalesce:N`). */
+  /** Producer-side setting of the bare effect/rpc server (`none`, `buffer:N`). */
   readonly buffer?: string
   /** The client's queue per stream (effect/rpc's `streamBufferSize`). */
   readonly streamBufferSize?: number

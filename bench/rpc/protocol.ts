@@ -7,7 +7,6 @@
  */
 import { Effect, Schema, Stream } from "effect"
 import { Rpc, RpcGroup, RpcSerialization } from "effect/rpc"
-import { coalesce } from "../../src/rpc/Streaming.ts"
 
 /** One message: an id and opaque bytes (16 bytes in most rows, 4 KiB in the payload row). */
 export const Message = Schema.Struct({ id: Schema.Int, data: Schema.Uint8Array })
@@ -41,9 +40,9 @@ export async function* tokens(n: number): AsyncGenerator<Message> {
 }
 
 /**
- * The bare server's stream, shaped by `buffer`: `none` (effect/rpc as is),
- * `buffer:N` (`Stream.buffer`, which rebuilds arrays from single elements) or
- * `coalesce:N` (what shoal does).
+ * The bare server's stream, shaped by `buffer`: `none` (effect/rpc as is) or
+ * `buffer:N` (`Stream.buffer` of N elements, which is what shoal's server does
+ * to every stream with its `streamBufferSize`).
  */
 export const countStream = (n: number, mode: "chunked" | "single", buffer: string): Stream.Stream<Message> => {
   const source =
@@ -52,9 +51,7 @@ export const countStream = (n: number, mode: "chunked" | "single", buffer: strin
       : Stream.fromAsyncIterable(tokens(n), (error) => error).pipe(Stream.orDie)
   const [kind, size] = buffer.split(":")
   const capacity = Number(size)
-  if (kind === "buffer") return Stream.buffer(source, { capacity })
-  if (kind === "coalesce") return coalesce(source, capacity)
-  return source
+  return kind === "buffer" ? Stream.buffer(source, { capacity }) : source
 }
 
 export const handlers = BenchRpcs.toLayer(
@@ -66,7 +63,7 @@ export const handlers = BenchRpcs.toLayer(
   )
 )
 
-/** Shoal's server coalesces by itself; its handler is the plain producer. */
+/** Shoal's server buffers streams by itself; its handler is the plain producer. */
 export const plainHandlers = BenchRpcs.toLayer(
   Effect.succeed(
     BenchRpcs.of({

@@ -7,37 +7,34 @@
  * next one; the client acknowledges once the chunk is in its bounded queue.
  * That is end-to-end backpressure, but a producer that emits single elements
  * (a token generator, a cursor, a `Stream.fromQueue`) then pays a network
- * round trip per element. {@link coalesce} decouples the producer from the
- * wire through a bounded buffer: while one chunk waits for its ack the
- * producer keeps going, and the next chunk carries everything it produced
- * meanwhile. A producer that already emits large arrays passes through
- * unchanged (arrays are never split), and a producer that outruns the client
- * still stops: at most `capacity` arrays wait in the buffer, one chunk is
- * unacknowledged, and the client acknowledges only what its own bounded queue
- * has taken.
+ * round trip per element, and a producer that emits one huge array sends it
+ * as one huge message that the client can only start decoding once all of it
+ * has arrived.
+ *
+ * {@link coalesce} puts a bounded buffer of `capacity` elements between the
+ * producer and the wire (effect's `Stream.buffer`): while one message waits
+ * for its acknowledgement the producer keeps going, and the next message
+ * carries everything it produced meanwhile, at most `capacity` elements. So
+ * single elements travel in batches, large arrays in messages the two sides
+ * can pipeline, and a producer that outruns the client still stops: at most
+ * `capacity` elements wait at the producer, one message is unacknowledged,
+ * and the client acknowledges only what its own bounded queue has taken.
+ *
+ * Measured (bench/rpc, "streaming settings"): with 256 a one-element-at-a-time
+ * producer goes from about 0.15 × grpc-js to several times grpc-js, and a
+ * pre-chunked 200 000-element source gets faster too (about 2× over sending
+ * it as one message). Keeping the producer's arrays whole and only joining
+ * small ones was tried and lost on the pre-chunked source for that reason.
  *
  * @since 0.1.0
  */
-import { type Cause, Context, Effect, Queue, Scope, Stream } from "effect"
-import type { NonEmptyReadonlyArray } from "effect/Array"
+import { Context, Stream } from "effect"
 import { Rpc, type RpcGroup, RpcSchema } from "effect/rpc"
-
-const flatten = <A>(arrays: NonEmptyReadonlyArray<NonEmptyReadonlyArray<A>>): NonEmptyReadonlyArray<A> => {
-  if (arrays.length === 1) return arrays[0]
-  let size = 0
-  for (const array of arrays) size += array.length
-  const out = new Array<A>(size)
-  let i = 0
-  for (const array of arrays) {
-    for (const value of array) out[i++] = value
-  }
-  return out as unknown as NonEmptyReadonlyArray<A>
-}
 
 /**
  * Runs `self` ahead of its consumer into a buffer of at most `capacity`
- * arrays; each pull takes everything buffered, as one array. Errors and the
- * end of the stream arrive after the elements before them.
+ * elements; each pull takes everything buffered. Errors and the end of the
+ * stream arrive after the elements before them.
  */
 export const coalesce: {
   (capacity: number): <A, E, R>(self: Stream.Stream<A, E, R>) => Stream.Stream<A, E, R>
@@ -48,19 +45,7 @@ export const coalesce: {
     : coalesceImpl(args[0], args[1])) as any
 
 const coalesceImpl = <A, E, R>(self: Stream.Stream<A, E, R>, capacity: number): Stream.Stream<A, E, R> =>
-  Stream.transformPull(self, (pull, scope) =>
-    Effect.gen(function* () {
-      const queue = yield* Queue.make<NonEmptyReadonlyArray<A>, E | Cause.Done>({ capacity })
-      yield* Scope.addFinalizer(scope, Queue.shutdown(queue))
-      yield* pull.pipe(
-        Effect.flatMap((values) => Queue.offer(queue, values)),
-        Effect.forever({ disableYield: true }),
-        Effect.onError((cause) => Queue.failCause(queue, cause)),
-        Effect.forkIn(scope)
-      )
-      return Effect.map(Queue.takeAll(queue), flatten)
-    })
-  ) as Stream.Stream<A, E, R>
+  Stream.buffer(self, { capacity })
 
 /**
  * The handlers of `group` found in `context`, with every streaming handler

@@ -11,7 +11,12 @@ export { Idempotent } from "./ClusterClient.ts"
 export * from "./Errors.ts"
 export * as RpcClient from "./RpcClient.ts"
 export * as RpcConfig from "./RpcConfig.ts"
-export { advertisedRpcAddress, RpcServer, type ServerOptions, type StartError } from "./RpcServer.ts"
+export {
+  advertisedRpcAddress,
+  RpcServer,
+  type ServerOptions as RpcServerOptions,
+  type StartError as RpcStartError
+} from "./RpcServer.ts"
 export { layer as rpcSerialization } from "./Serialization.ts"
 export * as RpcStreaming from "./Streaming.ts"
 export * as RpcTls from "./Tls.ts"

@@ -145,7 +145,14 @@ describe("ClusterClient over a real cluster (127.0.0.1)", () => {
       )
       yield* waitFor(
         "the client no longer considers w3",
-        Effect.map(members, (nodes) => nodes.map((n) => n.name).sort().join() === "w1,w2")
+        Effect.map(
+          members,
+          (nodes) =>
+            nodes
+              .map((n) => n.name)
+              .sort()
+              .join() === "w1,w2"
+        )
       )
       yield* waitFor(
         "the connection to w3 is dropped",
