@@ -5,3 +5,4 @@
  * @since 0.1.0
  */
 export * from "./cluster/index.ts"
+export * from "./rpc/index.ts"
