@@ -82,7 +82,8 @@ const batch = Number(flag("batch") ?? 50)
 const fresh = flag("fresh") !== undefined
 
 const STEP = 100
-const QUIET = 10_000
+/** Simulated quiet after formation over which traffic is counted (`--quiet=0` skips it: it is costly at N = 2000). */
+const QUIET = Number(flag("quiet") ?? 10) * 1000
 
 // --- results ---
 
@@ -98,8 +99,9 @@ export interface SizeRow {
   readonly crashAllMs: number | undefined
   /** A member leaves gracefully: until every other member holds it left. */
   readonly leaveMs: number | undefined
-  readonly packetsPerNodePerSec: number
-  readonly bytesPerNodePerSec: number
+  /** Over the quiet period after formation (undefined when it was skipped). */
+  readonly packetsPerNodePerSec: number | undefined
+  readonly bytesPerNodePerSec: number | undefined
   /** Suspicions raised before the crash (none is deserved: nothing had failed). */
   readonly falseSuspicions: number
   readonly falseDeaths: number
@@ -167,9 +169,12 @@ const scale = (n: number) =>
     const before = yield* network.totals
     yield* TestClock.adjust(QUIET)
     const after = yield* network.totals
-    const packetsPerNodePerSec = (after.packetsSent - before.packetsSent) / n / (QUIET / 1000)
-    const bytesPerNodePerSec = (after.bytesSent - before.bytesSent) / n / (QUIET / 1000)
+    const packetsPerNodePerSec = QUIET > 0 ? (after.packetsSent - before.packetsSent) / n / (QUIET / 1000) : undefined
+    const bytesPerNodePerSec = QUIET > 0 ? (after.bytesSent - before.bytesSent) / n / (QUIET / 1000) : undefined
     const quietStats = yield* sumStats(members)
+    log(
+      `N=${n}: ${packetsPerNodePerSec?.toFixed(1) ?? "—"} packets, ${bytesPerNodePerSec?.toFixed(0) ?? "—"} bytes /node/s; ${quietStats.suspicionsRaised} false suspicions`
+    )
 
     // One more node joins through a random member.
     const seed = yield* Random.nextIntBetween(0, n - 1)
@@ -179,6 +184,7 @@ const scale = (n: number) =>
     const joined = yield* waitForAll(members, holds(newcomer.id, ["Alive"]), 120_000, STEP)
     const joinMs = joined.all === undefined ? undefined : joinStart + joined.all
     const everyone = [...members, newcomer]
+    log(`N=${n}: join known by all after ${fmt(joinMs)} (${secs(wall)} wall)`)
     yield* TestClock.adjust(5_000)
 
     // Crash one.
@@ -186,7 +192,9 @@ const scale = (n: number) =>
     const survivors = everyone.filter((m) => m !== victim)
     yield* crashMember(victim)
     const crashed = yield* waitForAll(survivors, holds(victim.id, ["Dead", undefined]), 120_000, STEP)
-    log(`N=${n}: crash known by all after ${fmt(crashed.all)} (${secs(wall)} wall)`)
+    log(
+      `N=${n}: crash known by the first after ${fmt(crashed.first)}, by all after ${fmt(crashed.all)} (${secs(wall)} wall)`
+    )
 
     // One leaves.
     const leaver = yield* pick(survivors, new Set([newcomer]))
@@ -197,6 +205,7 @@ const scale = (n: number) =>
     const left = yield* waitForAll(rest, holds(leaver.id, ["Left", undefined]), 120_000, STEP)
     // the leaver may still be retransmitting its announcement: time has to move for it to finish
     yield* runWithClock(Fiber.join(leaving))
+    log(`N=${n}: leave known by all after ${fmt(left.all)} (${secs(wall)} wall)`)
 
     yield* stopMembers(rest)
     return {
@@ -325,9 +334,7 @@ const printSizes = (rows: ReadonlyArray<SizeRow>) => {
     console.log(
       `| ${r.n} | ${fmt(r.formationMs)} | ${fmt(r.joinMs)} | ${fmt(r.crashFirstMs)} | ${fmt(r.crashAllMs)} | ${fmt(
         r.leaveMs
-      )} | ${fmt(disseminationMillis(r.n))} | ${fmt(firstDetectionMillis(r.n))} / ${fmt(allDetectionMillis(r.n))} | ${r.packetsPerNodePerSec.toFixed(1)} | ${Math.round(
-        r.bytesPerNodePerSec
-      )} | ${r.falseSuspicions} | ${r.wallSeconds.toFixed(0)} s |`
+      )} | ${fmt(disseminationMillis(r.n))} | ${fmt(firstDetectionMillis(r.n))} / ${fmt(allDetectionMillis(r.n))} | ${r.packetsPerNodePerSec?.toFixed(1) ?? "—"} | ${r.bytesPerNodePerSec === undefined ? "—" : Math.round(r.bytesPerNodePerSec)} | ${r.falseSuspicions} | ${r.wallSeconds.toFixed(0)} s |`
     )
   }
 }

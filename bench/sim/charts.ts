@@ -102,7 +102,8 @@ const lineChart = (
         field: "y",
         type: "quantitative",
         title: y.title,
-        scale: y.symlog === true ? { type: "symlog" } : { zero: true }
+        scale: y.symlog === true ? { type: "symlog" } : { zero: true },
+        axis: y.symlog === true ? { values: [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] } : {}
       },
       color: {
         field: "series",
@@ -175,8 +176,9 @@ const lossChart = (rows: ReadonlyArray<LossRow>): TopLevelSpec => {
   const minutes = (rows[0]?.windowSeconds ?? 0) / 60
   const counts: Array<Point> = rows.flatMap(
     (r): Array<Point> => [
-      { x: r.loss, y: r.suspicions, series: "false suspicions raised", kind: "measured", color: BLUE },
+      // refutations first, so the (nearly equal) suspicions are drawn over them
       { x: r.loss, y: r.refutations, series: "refutations", kind: "measured", color: GREEN },
+      { x: r.loss, y: r.suspicions, series: "false suspicions raised", kind: "measured", color: BLUE },
       {
         x: r.loss,
         y: r.deathsDeclared,
