@@ -20,13 +20,13 @@
  * port, an integer incarnation…). That split is what makes the codec fast:
  * with transformations in the schema, SchemaBinary runs the generic schema
  * pass over every value after the bytes, and that pass cost more than the
- * bytes themselves. Measured with `bench/codec.ts` (see bench/README.md):
- * against transformation schemas, encoding got ~4× faster and decoding
- * ~2× (what is left of a decode is mostly building the domain classes),
- * and the bytes shrank: an ack 47 → 45, a ping with ten Alive updates
- * 883 → 851, a 50-member push-pull 4,076 → 3,912. An update's wire form
- * is memoized per update, because the dissemination queue packs the same
- * update many times.
+ * bytes themselves. Measured with `bench/codec.ts` (see bench/README.md)
+ * against transformation schemas: encoding 2.5–5× faster (2–3× for updates
+ * sent the first time), decoding 2–2.5× (half of what is left is building
+ * the domain classes), and every frame smaller: an ack 47 → 45 bytes, a
+ * ping with ten Alive updates 883 → 851, a 50-member push-pull 4,076 →
+ * 3,912. An update's wire form is memoized per update, because the
+ * dissemination queue packs the same update many times.
  *
  * **Body mode.** The body uses SchemaBinary's default mode, not
  * `{ fingerprint: true }`. Measured with `bench/codec.ts` (bodies only): a
