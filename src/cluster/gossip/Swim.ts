@@ -384,6 +384,10 @@ export class Swim extends Context.Service<
           if (update.nodeId === self.id) return yield* claimAboutSelf(update)
           const now = yield* Clock.currentTimeMillis
           if (update.state === "Alive") {
+            // Most announcements we hear are ones we already have: check the claim before
+            // building a member from it.
+            const known = yield* registry.get(update.nodeId)
+            if (Option.isSome(known) && !Rules.shouldApply(known.value, update)) return
             const node = update.toNode()
             if (Option.isNone(node)) return
             const holder = byAddress.get(formatAddress(node.value.gossipAddress))
