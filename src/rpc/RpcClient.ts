@@ -17,8 +17,7 @@ import { NodeSocket } from "@effect/platform-node"
 import { Effect, Layer, Schedule, type Scope } from "effect"
 import { RpcClient as EffectRpcClient, type Rpc, type RpcClientError, type RpcGroup, RpcSchema } from "effect/rpc"
 import { Socket } from "effect/socket"
-import type { InvalidConfiguration } from "../cluster/Errors.ts"
-import { InvalidConfiguration as InvalidConfigurationError } from "../cluster/Errors.ts"
+import { InvalidConfiguration } from "../cluster/Errors.ts"
 import { Address, ClusterNode, parseAddress } from "../cluster/Node.ts"
 import { type ConnectionFailed, NoRpcAddress } from "./Errors.ts"
 import * as RpcConfig from "./RpcConfig.ts"
@@ -56,14 +55,14 @@ export const targetAddress = (target: Target): Effect.Effect<Address, NoRpcAddre
   if (typeof target === "string") {
     const parsed = parseAddress(target)
     return parsed === undefined || parsed.port === 0
-      ? Effect.fail(new InvalidConfigurationError({ field: "address", reason: `expected host:port, got "${target}"` }))
+      ? Effect.fail(new InvalidConfiguration({ field: "address", reason: `expected host:port, got "${target}"` }))
       : Effect.succeed(parsed)
   }
   const { host, port } = target
   return typeof host === "string" && host.length > 0 && Number.isInteger(port) && port > 0 && port <= 65535
     ? Effect.succeed(new Address({ host, port }))
     : Effect.fail(
-        new InvalidConfigurationError({ field: "address", reason: "expected { host, port } with a port in 1..65535" })
+        new InvalidConfiguration({ field: "address", reason: "expected { host, port } with a port in 1..65535" })
       )
 }
 

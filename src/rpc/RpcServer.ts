@@ -111,11 +111,9 @@ const withAutoCork = (server: SocketServer.SocketServer["Service"]): SocketServe
     )
 })
 
-/** The cluster config a server starts with: made fresh from an input, with `rpcAddress` filled in. */
-const clusterConfigFor = Effect.fnUntraced(function* (setting: RpcConfig.ClusterSetting, rpcAddress: Address) {
-  const config = setting instanceof ClusterConfig.ClusterConfig ? setting : yield* ClusterConfig.make(setting)
-  return config.rpcAddress === undefined ? yield* ClusterConfig.update(config, { rpcAddress }) : config
-})
+/** The cluster config a server starts with: `rpcAddress` filled in unless the user set it. */
+const withRpcAddress = (config: ClusterConfig.ClusterConfig, rpcAddress: Address) =>
+  config.rpcAddress === undefined ? ClusterConfig.update(config, { rpcAddress }) : Effect.succeed(config)
 
 export class RpcServer extends Context.Service<
   RpcServer,
@@ -181,7 +179,7 @@ export class RpcServer extends Context.Service<
             ? resolved.cluster
             : yield* ClusterConfig.make(resolved.cluster)
         advertisedAddress = advertisedRpcAddress(resolved, address, base)
-        const clusterConfig = yield* clusterConfigFor(base, advertisedAddress)
+        const clusterConfig = yield* withRpcAddress(base, advertisedAddress)
         const context = yield* Layer.buildWithScope(
           Cluster.layer(clusterConfig, { leaveOnClose: options.leaveOnClose ?? true }),
           clusterScope
