@@ -61,9 +61,7 @@ export const flagNames = {
   healthCheckTimeout: "health-check-timeout"
 } as const satisfies Record<Field, string>
 
-type DurationField = {
-  [K in Field]: NonNullable<ClusterConfig.Input[K]> extends Duration.Input ? K : never
-}[Field]
+type DurationField = ClusterConfig.DurationField
 
 /** `"<what it does> (default …; env SHOAL_…)"`; `fallback` describes a default that is not a constant. */
 const describe = (field: Field, text: string, fallback?: string): string => {

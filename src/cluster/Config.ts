@@ -18,7 +18,7 @@
  */
 import { Config, Duration, Effect, Option, Schema } from "effect"
 import { dual } from "effect/Function"
-import { DURATION_SYNTAX, parseDuration } from "./DurationText.ts"
+import { DURATION_SYNTAX, type DurationInput, parseDuration } from "./DurationText.ts"
 import { InvalidConfiguration } from "./Errors.ts"
 import { Address, formatAddress, makeNodeId, NodeId, parseAddress, Tags } from "./Node.ts"
 
@@ -86,36 +86,37 @@ export interface Input {
   readonly rpcAddress?: AddressInput | undefined
   readonly seedNodes?: ReadonlyArray<string> | undefined
   readonly tags?: Readonly<Record<string, string>> | undefined
-  readonly probeInterval?: Duration.Input | undefined
-  readonly pingTimeout?: Duration.Input | undefined
+  readonly probeInterval?: DurationInput | undefined
+  readonly pingTimeout?: DurationInput | undefined
   readonly indirectChecks?: number | undefined
-  readonly gossipInterval?: Duration.Input | undefined
+  readonly gossipInterval?: DurationInput | undefined
   readonly gossipNodes?: number | undefined
-  readonly gossipToTheDeadTime?: Duration.Input | undefined
+  readonly gossipToTheDeadTime?: DurationInput | undefined
   readonly suspicionMult?: number | undefined
   readonly suspicionMaxTimeoutMult?: number | undefined
   readonly retransmitMult?: number | undefined
   readonly awarenessMaxMultiplier?: number | undefined
-  readonly pushPullInterval?: Duration.Input | undefined
-  readonly reconnectInterval?: Duration.Input | undefined
-  readonly reapAfter?: Duration.Input | undefined
-  readonly tombstoneTtl?: Duration.Input | undefined
-  readonly joinTimeout?: Duration.Input | undefined
+  readonly pushPullInterval?: DurationInput | undefined
+  readonly reconnectInterval?: DurationInput | undefined
+  readonly reapAfter?: DurationInput | undefined
+  readonly tombstoneTtl?: DurationInput | undefined
+  readonly joinTimeout?: DurationInput | undefined
   readonly retryJoin?: boolean | undefined
-  readonly retryJoinInterval?: Duration.Input | undefined
-  readonly leaveTimeout?: Duration.Input | undefined
+  readonly retryJoinInterval?: DurationInput | undefined
+  readonly leaveTimeout?: DurationInput | undefined
   readonly phiThreshold?: number | undefined
   readonly phiWindowSize?: number | undefined
-  readonly phiMinStdDeviation?: Duration.Input | undefined
-  readonly phiAcceptablePause?: Duration.Input | undefined
+  readonly phiMinStdDeviation?: DurationInput | undefined
+  readonly phiAcceptablePause?: DurationInput | undefined
   readonly maxPacketSize?: number | undefined
-  readonly healthCheckInterval?: Duration.Input | undefined
-  readonly healthCheckTimeout?: Duration.Input | undefined
+  readonly healthCheckInterval?: DurationInput | undefined
+  readonly healthCheckTimeout?: DurationInput | undefined
 }
 
-type DurationField = {
-  [K in keyof Input]-?: NonNullable<Input[K]> extends Duration.Input
-    ? Duration.Input extends NonNullable<Input[K]>
+/** The fields of {@link Input} that are durations. */
+export type DurationField = {
+  [K in keyof Input]-?: NonNullable<Input[K]> extends DurationInput
+    ? DurationInput extends NonNullable<Input[K]>
       ? K
       : never
     : never
@@ -152,7 +153,8 @@ export const defaults = {
   healthCheckTimeout: "2 seconds"
 } as const satisfies Input
 
-const durationFields: ReadonlyArray<DurationField> = [
+/** Every duration field, in declaration order. */
+export const durationFields: ReadonlyArray<DurationField> = [
   "probeInterval",
   "pingTimeout",
   "gossipInterval",
@@ -220,8 +222,8 @@ const toAddress = (field: string, input: AddressInput): Address | InvalidConfigu
       )
 }
 
-const toDuration = (field: string, input: Duration.Input): Duration.Duration | InvalidConfiguration =>
-  Option.match(typeof input === "string" ? parseDuration(input) : Duration.fromInput(input), {
+const toDuration = (field: string, input: DurationInput): Duration.Duration | InvalidConfiguration =>
+  Option.match(typeof input === "string" ? parseDuration(input) : Duration.fromInput(input as Duration.Input), {
     onNone: () => invalid(field, `expected ${DURATION_SYNTAX}`),
     onSome: (d) => d
   })

@@ -47,5 +47,11 @@ export const parseDuration = (text: string): Option.Option<Duration.Duration> =>
   return Duration.fromInput(trimmed as Duration.Input)
 }
 
+/**
+ * A duration as configuration accepts it: anything `Duration.Input` is, or
+ * text in the forms {@link parseDuration} reads (`"200ms"`, `"1m30s"`).
+ */
+export type DurationInput = Duration.Input | string
+
 /** What {@link parseDuration} accepts, for help texts and error messages. */
 export const DURATION_SYNTAX = `a duration such as "200ms", "1.5s", "1m30s", "500 millis" or a number of milliseconds`

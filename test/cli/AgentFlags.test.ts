@@ -33,8 +33,7 @@ const rejected = (args: ReadonlyArray<string>) =>
     })
   )
 
-const millis = (d: Duration.Input | undefined) =>
-  d === undefined ? undefined : Duration.toMillis(d as Duration.Duration)
+const millis = (d: unknown) => (d === undefined ? undefined : Duration.toMillis(d as Duration.Duration))
 
 /** `resolveConfig` over a given environment (instead of the process's). */
 const resolve = (flags: AgentFlags, env: Record<string, string> = {}) =>
