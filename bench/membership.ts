@@ -70,9 +70,10 @@ if (has("help") || has("h")) {
       "  --settle 5            wait after formation before measuring, seconds",
       "  --loss 10             loss percent of the loss variant",
       "  --loss-n 10           cluster size of the loss variant",
-      "  --loss-window 60      loss window, seconds",
+      "  --loss-window 90      loss window, seconds",
       "  --loss-reps 1         repetitions of the loss variant",
       "  --no-loss             skip the loss variant",
+      "  --no-main             only the loss variant",
       "  --out FILE            JSON output (the Markdown goes beside it, .md)",
       "  --logs DIR            agent logs (default .tmp/bench-membership-logs)",
       "  --max-minutes 45      abort (and clean up) after this long",
@@ -90,9 +91,10 @@ const idleSeconds = Number(flag("idle") ?? 20)
 const settleSeconds = Number(flag("settle") ?? 5)
 const lossPercent = Number(flag("loss") ?? 10)
 const lossN = Number(flag("loss-n") ?? (quick ? 5 : 10))
-const lossWindowSeconds = Number(flag("loss-window") ?? (quick ? 20 : 60))
+const lossWindowSeconds = Number(flag("loss-window") ?? (quick ? 20 : 90))
 const lossReps = Number(flag("loss-reps") ?? 1)
 const withLoss = !has("no-loss")
+const withMain = !has("no-main")
 const outFile = flag("out") || (quick ? ".tmp/membership-quick.json" : "bench/results/membership.json")
 const logRoot = flag("logs") || ".tmp/bench-membership-logs"
 const maxMinutes = Number(flag("max-minutes") ?? 45)
@@ -174,7 +176,7 @@ const main = async () => {
 
   const runs: Array<MainRun> = []
   // Interleaved (N, repetition, system), so a drift in the machine's load hits every system alike.
-  for (const n of sizes) {
+  for (const n of withMain ? sizes : []) {
     for (let rep = 1; rep <= reps; rep++) {
       for (const id of chosen) {
         const started = now()
@@ -225,9 +227,13 @@ const main = async () => {
       `shoal ${shoalVersion.commit.slice(0, 7)}${shoalVersion.dirty ? " with uncommitted changes" : ""}. ` +
       `Load average before ${loadBefore.join(" ")}, after ${loadAfter.join(" ")}; run took ${durationSeconds} s.`,
     "",
-    `Medians of ${reps} repetition${reps === 1 ? "" : "s"}; "(k/n)": only k of n repetitions produced the figure.`,
-    "",
-    mainTable(runs, chosen),
+    ...(runs.length === 0
+      ? []
+      : [
+          `Medians of ${reps} repetition${reps === 1 ? "" : "s"}; "(k/n)": only k of n repetitions produced the figure.`,
+          "",
+          mainTable(runs, chosen)
+        ]),
     ...(lossRuns.length === 0
       ? []
       : [

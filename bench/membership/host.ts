@@ -69,10 +69,13 @@ export interface Counters {
 /**
  * A network namespace holding only `lo`, with an nftables table whose output
  * chain counts every UDP and TCP packet sent (IP length, so 20 + 8 bytes of
- * headers per UDP datagram are included) and a second output chain, after the
- * counters, that holds the optional random-drop rule. On loopback every packet
- * passes the output hook exactly once, so each is counted once and dropped
- * with the configured probability once.
+ * headers per UDP datagram are included) and an input chain that holds the
+ * optional random-drop rule. On loopback every packet passes the output hook
+ * once and the input hook once, so each is counted once and dropped with the
+ * configured probability once. The drop is on input, not output: a packet
+ * dropped on output makes the sender's `sendto` fail with EPERM, so the sender
+ * knows, and memberlist then skips the probe instead of suspecting anyone;
+ * dropped on input, the loss is silent, as on a real network.
  */
 export class Netns {
   readonly name: string
@@ -92,7 +95,7 @@ export class Netns {
       ns.nft(["add", "chain", "inet", TABLE, "count", "{ type filter hook output priority 0; policy accept; }"])
       ns.nft(["add", "rule", "inet", TABLE, "count", "meta", "l4proto", "udp", "counter", "comment", '"udp"'])
       ns.nft(["add", "rule", "inet", TABLE, "count", "meta", "l4proto", "tcp", "counter", "comment", '"tcp"'])
-      ns.nft(["add", "chain", "inet", TABLE, "loss", "{ type filter hook output priority 10; policy accept; }"])
+      ns.nft(["add", "chain", "inet", TABLE, "loss", "{ type filter hook input priority 0; policy accept; }"])
     } catch (error) {
       ns.delete()
       throw error

@@ -69,6 +69,12 @@ const lossMetrics: ReadonlyArray<Metric<LossRun>> = [
     pick: (r) => r.suspectEvents,
     notApplicable: { serf: "not reported" }
   },
+  {
+    label: "Probes saved by the TCP fallback ping",
+    digits: 0,
+    pick: (r) => r.tcpRescues,
+    notApplicable: { shoal: "no fallback", "happn-swim": "no fallback" }
+  },
   { label: "Refutations", digits: 0, pick: (r) => r.refutations },
   {
     label: "Suspicion timeouts (local death declarations)",

@@ -100,6 +100,8 @@ export interface LossRun {
   readonly refutations: number
   /** Suspicion timers that ran out (shoal: `deathsDeclared`; Serf: "Marking X as failed"; happn-swim: not reported). */
   readonly deathsDeclared: number | null
+  /** Serf only: probes that only memberlist's TCP fallback ping saved from raising a suspicion. */
+  readonly tcpRescues: number | null
   /** `failed` observations about live members, summed over observers. */
   readonly falseFailureEvents: number
   /** Distinct live members that at least one observer declared failed. */
@@ -378,6 +380,7 @@ export const runLoss = async (
         : system.id === "serf"
           ? countKind(agents, "deathDeclared", from, to)
           : null,
+      tcpRescues: system.id === "serf" ? countKind(agents, "tcpRescue", from, to) : null,
       falseFailureEvents: failed.events,
       membersDeclaredFailed: failed.members,
       stillFailedAtEnd: stillFailed.size,

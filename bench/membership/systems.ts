@@ -26,6 +26,8 @@ export type Observation =
   | { readonly kind: "probeFailed"; readonly subject: string }
   /** The observer's own suspicion timer for `subject` ran out. */
   | { readonly kind: "deathDeclared"; readonly subject: string }
+  /** Serf: a probe answered only over memberlist's TCP fallback ping (UDP ping and indirect pings all lost). */
+  | { readonly kind: "tcpRescue"; readonly subject: string }
   /** The observer refuted a suspicion about itself. */
   | { readonly kind: "refuted" }
   /** shoal's cumulative engine counters. */
@@ -145,14 +147,17 @@ const serfPatterns: ReadonlyArray<readonly [RegExp, (m: RegExpExecArray, self: s
     // serf logs member events when memberlist hands them over, before its 1 s event coalescing.
     [/\[INFO\] serf: EventMemberJoin: (\S+)/, (m, self) => about("alive", m[1]!, self)],
     [/\[INFO\] serf: EventMemberFailed: (\S+)/, (m, self) => about("failed", m[1]!, self)],
-    [/\[INFO\] serf: EventMemberLeave: (\S+)/, (m, self) => about("left", m[1]!, self)],
+    // "(forced)": the leave intent arrived after the member was already held failed.
+    [/\[INFO\] serf: EventMemberLeave(?: \(forced\))?: (\S+)/, (m, self) => about("left", m[1]!, self)],
     // memberlist: one line per failed probe round, right before it gossips the suspicion.
     [/memberlist: Suspect (\S+) has failed, no acks received/, (m) => [{ kind: "probeFailed", subject: m[1]! }]],
     [
       /memberlist: Marking (\S+) as failed, suspect timeout reached/,
       (m) => [{ kind: "deathDeclared", subject: m[1]! }]
     ],
-    [/memberlist: Refuting a (suspect|dead) message/, () => [{ kind: "refuted" }]]
+    [/memberlist: Refuting a (suspect|dead) message/, () => [{ kind: "refuted" }]],
+    // memberlist also pings over TCP when UDP probes fail; this line means only TCP got through.
+    [/memberlist: Was able to connect to (\S+) (?:over TCP )?but/, (m) => [{ kind: "tcpRescue", subject: m[1]! }]]
   ]
 
 export const serf: MembershipSystem = {
