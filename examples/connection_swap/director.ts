@@ -19,7 +19,7 @@
  */
 import { fileURLToPath } from "node:url"
 import { NodeRuntime } from "@effect/platform-node"
-import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Random, Ref, Schema, Stream } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Layer, Option, Random, Ref, Schema, Stream } from "effect"
 import type * as ClusterConfig from "../../src/cluster/Config.ts"
 import { parseDuration } from "../../src/cluster/DurationText.ts"
 import {
@@ -159,9 +159,12 @@ export const relay = (
                   Effect.fail(new WorkerLost({ reason: `${assignment.worker} is no longer alive in the cluster` }))
                 )
               ),
-              Stream.catch((error) =>
+              // Any end but success moves the stream: a failure (broken connection, the worker's
+              // error, the cluster's verdict) or the worker interrupting the call as it shuts down.
+              // Our own interruption (the client went away) is not recoverable and ends here.
+              Stream.catchCause((cause) =>
                 Effect.logWarning(
-                  `stream ${connectionId}: worker ${assignment.worker} failed at ${next}: ${describe(error)}`
+                  `stream ${connectionId}: worker ${assignment.worker} failed at ${next}: ${describeCause(cause)}`
                 ).pipe(
                   Effect.andThen(Effect.sync(() => excluded.add(worker.id))),
                   Effect.as(attempt("moved")),
@@ -179,18 +182,17 @@ export const relay = (
 const lengthOf = (request: { readonly length?: number | undefined }) =>
   request.length === undefined ? {} : { length: request.length }
 
-const describe = (error: unknown): string =>
-  typeof error === "object" &&
-  error !== null &&
-  "message" in error &&
-  typeof error.message === "string" &&
-  error.message.length > 0
-    ? error.message
-    : typeof error === "object" && error !== null && "reason" in error && typeof error.reason === "string"
-      ? error.reason
-      : typeof error === "object" && error !== null && "_tag" in error
-        ? String(error._tag)
-        : String(error)
+const describe = (error: unknown): string => {
+  if (typeof error !== "object" || error === null) return String(error)
+  if ("message" in error && typeof error.message === "string" && error.message.length > 0) return error.message
+  if ("reason" in error && typeof error.reason === "string") return error.reason
+  return "_tag" in error ? String(error._tag) : String(error)
+}
+
+const describeCause = (cause: Cause.Cause<unknown>): string =>
+  Cause.hasInterruptsOnly(cause)
+    ? "the worker interrupted the call"
+    : Option.match(Cause.findErrorOption(cause), { onNone: () => Cause.pretty(cause), onSome: describe })
 
 /** The director: its RPC server (a cluster member tagged `role=director`) relaying to workers. */
 export const directorLayer = (options: DirectorOptions) => {
