@@ -56,7 +56,7 @@ const startWorker = (
   tls: Tls,
   director: RunningDirector,
   label: string,
-  options: { readonly capacity?: number; readonly leaveOnClose?: boolean } = {}
+  options: { readonly capacity?: number; readonly leaveOnClose?: boolean; readonly errorAfter?: Duration.Duration } = {}
 ) =>
   Effect.gen(function* () {
     const scope = yield* Scope.make()
@@ -69,7 +69,8 @@ const startWorker = (
       capacity: options.capacity ?? 4,
       tokenInterval: Duration.millis(10),
       cluster: fast,
-      leaveOnClose: options.leaveOnClose
+      leaveOnClose: options.leaveOnClose,
+      errorAfter: options.errorAfter
     })
     const context = yield* Layer.buildWithScope(layer, scope)
     return { service: Context.get(context, RpcServer), scope } satisfies Running<RpcServer["Service"]>
@@ -206,6 +207,33 @@ describe("connection_swap", () => {
           expect(log.map((x) => x.reason)).toEqual(["new", "moved"])
           expect(log[1]!.worker).not.toBe(log[0]!.worker)
           expect(log[1]!.resumeFrom).toBeGreaterThanOrEqual(21)
+          yield* Effect.forEach([a, b, director], stop, { discard: true })
+        })
+      ),
+    30_000
+  )
+
+  it.live(
+    "a worker's mid-stream error also moves the stream, to a worker that has not failed it",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const tls = tlsOf(yield* certs)
+          const director = yield* startDirector(tls)
+          // worker-a fails every stream 150 ms in; worker-b is fine.
+          const a = yield* startWorker(tls, director, "worker-a", { errorAfter: Duration.millis(150) })
+          const b = yield* startWorker(tls, director, "worker-b")
+          yield* waitFor(
+            "both workers",
+            Effect.map(healthyWorkers(director), (w) => w.length === 2)
+          )
+          const summary = yield* runClient({ director: director.address, tls, prompt: "flaky", length: 60 })
+          expect(summary.contiguous).toBe(true)
+          expect(summary.workers).toEqual(["worker-a", "worker-b"])
+          expect((yield* assignments(director)).map((x) => `${x.reason} ${x.worker}`)).toEqual([
+            "new worker-a",
+            "moved worker-b"
+          ])
           yield* Effect.forEach([a, b, director], stop, { discard: true })
         })
       ),
