@@ -20,6 +20,7 @@
  * Needs `--expose-gc` for the heap figures. Results go to
  * `bench/results/scale.json`. A benchmark, not a test.
  */
+import { execFileSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { cpus, loadavg, totalmem } from "node:os"
 import { monitorEventLoopDelay } from "node:perf_hooks"
@@ -49,6 +50,15 @@ const heapAfterGc = (): number => {
 }
 const mib = (bytes: number) => bytes / 2 ** 20
 const log = (line: string) => console.error(line)
+
+/** The source measured: commit, and "-dirty" when the work tree differs from it (engine work in progress). */
+const revision = (): string => {
+  try {
+    return execFileSync("git", ["describe", "--always", "--dirty"], { encoding: "utf8" }).trim()
+  } catch {
+    return "unknown"
+  }
+}
 
 // --- simulated heap ---
 
@@ -289,7 +299,8 @@ const main = Effect.gen(function* () {
     node: process.version,
     loadBefore: loadBefore.map((l) => Number(l.toFixed(2))),
     loadAfter: loadavg().map((l) => Number(l.toFixed(2))),
-    date: new Date().toISOString()
+    date: new Date().toISOString(),
+    commit: revision()
   }
   if (sim.length > 0) {
     console.log("")

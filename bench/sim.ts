@@ -26,10 +26,11 @@
  * the others stay (`--fresh` drops them). Charts go to `docs/sim-*.svg`. A benchmark, not a test: it
  * prints figures, it asserts nothing.
  */
+import { execFileSync } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus, loadavg, totalmem } from "node:os"
 import { dirname } from "node:path"
-import { Clock, Effect, Exit, Fiber, Random, Scope, Stream } from "effect"
+import { Clock, Effect, Fiber, Random, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { SimNetwork } from "../src/cluster/gossip/SimNetwork.ts"
 import type { NodeId } from "../src/cluster/Node.ts"
@@ -102,6 +103,12 @@ export interface SizeRow {
   /** Over the quiet period after formation (undefined when it was skipped). */
   readonly packetsPerNodePerSec: number | undefined
   readonly bytesPerNodePerSec: number | undefined
+  /**
+   * JavaScript heap after a full GC once formed, minus the heap before the
+   * nodes existed, per node (network and clock included); only with
+   * `--expose-gc`.
+   */
+  readonly heapPerNodeKiB: number | undefined
   /** Suspicions raised before the crash (none is deserved: nothing had failed). */
   readonly falseSuspicions: number
   readonly falseDeaths: number
@@ -139,6 +146,8 @@ export interface SimResults {
     readonly loadBefore: ReadonlyArray<number>
     readonly loadAfter: ReadonlyArray<number>
     readonly date: string
+    /** `git describe --always --dirty` of the tree that ran. */
+    readonly commit: string
   }
   readonly timings: typeof defaultTimings & { readonly pingTimeout: number; readonly suspicionMaxTimeoutMult: number }
   readonly sizes: ReadonlyArray<SizeRow>
@@ -159,12 +168,17 @@ const scale = (n: number) =>
   Effect.gen(function* () {
     const network = yield* SimNetwork
     const wall = performance.now()
+    const heapBefore = heapAfterGc()
     const t0 = yield* Clock.currentTimeMillis
     const members = yield* startMembers(n, { batch })
     const startupMs = (yield* Clock.currentTimeMillis) - t0
     const formed = yield* waitForAll(members, seesAlive(n), 600_000, STEP)
     const formationMs = formed.all === undefined ? undefined : startupMs + formed.all
-    log(`N=${n}: formed in ${fmt(formationMs)} simulated (${secs(wall)} wall)`)
+    const heap = heapAfterGc()
+    const heapPerNodeKiB = heap === undefined || heapBefore === undefined ? undefined : (heap - heapBefore) / n / 1024
+    log(
+      `N=${n}: formed in ${fmt(formationMs)} simulated (${secs(wall)} wall), heap ${heapPerNodeKiB?.toFixed(0) ?? "—"} KiB/node`
+    )
 
     const before = yield* network.totals
     yield* TestClock.adjust(QUIET)
@@ -190,8 +204,7 @@ const scale = (n: number) =>
     // Crash one.
     const victim = yield* pick(everyone, new Set([newcomer]))
     const survivors = everyone.filter((m) => m !== victim)
-    yield* crashMember(victim)
-    const crashed = yield* waitForAll(survivors, holds(victim.id, ["Dead", undefined]), 120_000, STEP)
+    const crashed = yield* crashAndWait(victim, survivors)
     log(
       `N=${n}: crash known by the first after ${fmt(crashed.first)}, by all after ${fmt(crashed.all)} (${secs(wall)} wall)`
     )
@@ -199,12 +212,11 @@ const scale = (n: number) =>
     // One leaves.
     const leaver = yield* pick(survivors, new Set([newcomer]))
     const rest = survivors.filter((m) => m !== leaver)
-    const leaving = yield* Effect.forkChild(Scope.close(leaver.scope, Exit.void), {
-      startImmediately: true
-    })
+    const leaving = yield* Effect.forkChild(leaver.cluster.leave, { startImmediately: true })
     const left = yield* waitForAll(rest, holds(leaver.id, ["Left", undefined]), 120_000, STEP)
     // the leaver may still be retransmitting its announcement: time has to move for it to finish
     yield* runWithClock(Fiber.join(leaving))
+    yield* stopMembers([leaver])
     log(`N=${n}: leave known by all after ${fmt(left.all)} (${secs(wall)} wall)`)
 
     yield* stopMembers(rest)
@@ -218,10 +230,24 @@ const scale = (n: number) =>
       leaveMs: left.all,
       packetsPerNodePerSec,
       bytesPerNodePerSec,
+      heapPerNodeKiB,
       falseSuspicions: quietStats.suspicionsRaised,
       falseDeaths: quietStats.deathsDeclared,
       wallSeconds: (performance.now() - wall) / 1000
     } satisfies SizeRow
+  })
+
+/** Crashes `victim`; simulated ms from the crash until the first and every survivor hold it dead (or reaped). */
+const crashAndWait = (victim: Member, survivors: ReadonlyArray<Member>) =>
+  Effect.gen(function* () {
+    const crashedAt = yield* Clock.currentTimeMillis
+    yield* crashMember(victim)
+    const offset = (yield* Clock.currentTimeMillis) - crashedAt
+    const waited = yield* waitForAll(survivors, holds(victim.id, ["Dead", undefined]), 120_000, STEP)
+    return {
+      first: waited.first === undefined ? undefined : offset + waited.first,
+      all: waited.all === undefined ? undefined : offset + waited.all
+    }
   })
 
 /** Counts NodeFailed events per observer about members that are in fact alive. */
@@ -267,8 +293,7 @@ const lossy = (n: number, loss: number) =>
 
     const victim = yield* pick(members, new Set())
     const survivors = members.filter((m) => m !== victim)
-    yield* crashMember(victim)
-    const crashed = yield* waitForAll(survivors, holds(victim.id, ["Dead", undefined]), 120_000, STEP)
+    const crashed = yield* crashAndWait(victim, survivors)
     yield* stopMembers(survivors)
     return {
       n,
@@ -299,6 +324,24 @@ const isolated = <A, E>(seed: number, effect: Effect.Effect<A, E, SimNetwork>) =
 // --- output ---
 
 const log = (line: string) => console.error(line)
+
+const gc = (globalThis as { gc?: () => void }).gc
+/** Heap in use after two full collections; undefined without `--expose-gc`. */
+const heapAfterGc = (): number | undefined => {
+  if (gc === undefined) return undefined
+  gc()
+  gc()
+  return process.memoryUsage().heapUsed
+}
+
+/** The source measured: commit, and "-dirty" when the work tree differs from it (engine work in progress). */
+const revision = (): string => {
+  try {
+    return execFileSync("git", ["describe", "--always", "--dirty"], { encoding: "utf8" }).trim()
+  } catch {
+    return "unknown"
+  }
+}
 const secs = (since: number) => `${((performance.now() - since) / 1000).toFixed(1)} s`
 const fmt = (ms: number | undefined) => (ms === undefined ? "—" : `${(ms / 1000).toFixed(1)} s`)
 
@@ -327,14 +370,14 @@ const previous = (): Partial<SimResults> => {
 const printSizes = (rows: ReadonlyArray<SizeRow>) => {
   console.log("")
   console.log(
-    "| N | formed (all see all) | join known by all | crash: first | crash: all | leave known by all | model: dissemination | model: crash first / all | packets/node/s | bytes/node/s | false suspicions | wall |"
+    "| N | formed (all see all) | join known by all | crash: first | crash: all | leave known by all | model: dissemination | model: crash first / all | packets/node/s | bytes/node/s | heap/node | false suspicions | wall |"
   )
-  console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+  console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
   for (const r of rows) {
     console.log(
       `| ${r.n} | ${fmt(r.formationMs)} | ${fmt(r.joinMs)} | ${fmt(r.crashFirstMs)} | ${fmt(r.crashAllMs)} | ${fmt(
         r.leaveMs
-      )} | ${fmt(disseminationMillis(r.n))} | ${fmt(firstDetectionMillis(r.n))} / ${fmt(allDetectionMillis(r.n))} | ${r.packetsPerNodePerSec?.toFixed(1) ?? "—"} | ${r.bytesPerNodePerSec === undefined ? "—" : Math.round(r.bytesPerNodePerSec)} | ${r.falseSuspicions} | ${r.wallSeconds.toFixed(0)} s |`
+      )} | ${fmt(disseminationMillis(r.n))} | ${fmt(firstDetectionMillis(r.n))} / ${fmt(allDetectionMillis(r.n))} | ${r.packetsPerNodePerSec?.toFixed(1) ?? "—"} | ${r.bytesPerNodePerSec === undefined ? "—" : Math.round(r.bytesPerNodePerSec)} | ${r.heapPerNodeKiB === undefined ? "—" : `${Math.round(r.heapPerNodeKiB)} KiB`} | ${r.falseSuspicions} | ${r.wallSeconds.toFixed(0)} s |`
     )
   }
 }
@@ -380,7 +423,8 @@ const main = Effect.gen(function* () {
       node: process.version,
       loadBefore: loadBefore.map((l) => Number(l.toFixed(2))),
       loadAfter: loadavg().map((l) => Number(l.toFixed(2))),
-      date: new Date().toISOString()
+      date: new Date().toISOString(),
+      commit: revision()
     },
     timings: { ...defaultTimings, pingTimeout: 500, suspicionMaxTimeoutMult: 6 },
     sizes: merge(sizeRows, fresh ? [] : (old.sizes ?? []), (r) => r.n),

@@ -19,7 +19,10 @@
  *   flips back is not missed.
  *
  * Every node is a full `Cluster.layerWithTransport` with the default timings
- * unless the caller passes others.
+ * unless the caller passes others, built with `leaveOnClose: false`: closing
+ * its scope is a crash, and a graceful leave is `cluster.leave`. (Closing a
+ * node that leaves on close takes simulated time — it retransmits its `Left`
+ * — so a crash measured from after the close would start the clock late.)
  */
 import { Context, Effect, Exit, Layer, Option, Random, Scope } from "effect"
 import { TestClock } from "effect/testing"
@@ -58,7 +61,8 @@ const build = (
     })
     const scope = yield* Scope.make()
     const context = yield* Layer.buildWithScope(
-      Cluster.layerWithTransport(config).pipe(
+      // No leave on close: a crash is a close, and a graceful leave is asked for explicitly.
+      Cluster.layerWithTransport(config, { leaveOnClose: false }).pipe(
         Layer.provide(SimNetwork.transport(address)),
         Layer.provide(Layer.succeed(SimNetwork, network))
       ),
@@ -110,18 +114,15 @@ export const startMembers = (n: number, options: StartOptions = {}) =>
     return members
   })
 
-/** Crashes a node: cut off from the network, then stopped without a leave. */
+/** Crashes a node: cut off from the network and stopped, at the current simulated instant. */
 export const crashMember = (member: SimNode) =>
   Effect.gen(function* () {
     const network = yield* SimNetwork
     yield* network.isolate(member.address)
-    yield* runWithClock(Scope.close(member.scope, Exit.void))
+    yield* runWithClock(Scope.close(member.scope, Exit.void), 1)
   })
 
-/**
- * Stops every node. They are cut off first: N graceful leaves gossiped to one
- * another would cost more than the whole measurement at N = 2000.
- */
+/** Stops every node (without leaving: N leaves gossiped to one another would cost more than the run). */
 export const stopMembers = (members: ReadonlyArray<SimNode>) =>
   Effect.gen(function* () {
     const network = yield* SimNetwork
