@@ -9,8 +9,11 @@
  *   SWAP_DIRECTOR=127.0.0.1:7100 npx node examples/connection_swap/client.ts
  */
 import { fileURLToPath } from "node:url"
-import { NodeRuntime } from "@effect/platform-node"
-import { Clock, Console, Effect, Stream } from "effect"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Clock from "effect/Clock"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import { RpcClient } from "../../src/index.ts"
 import { defaults, env, SwapRpcs, type Token, tlsFromEnv } from "./protocol.ts"
 

@@ -18,8 +18,19 @@
  *   SWAP_RPC=127.0.0.1:7100 SWAP_GOSSIP=127.0.0.1:7200 npx node examples/connection_swap/director.ts
  */
 import { fileURLToPath } from "node:url"
-import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Clock, Context, Deferred, Duration, Effect, Layer, Option, Random, Ref, Schema, Stream } from "effect"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import * as Ref from "effect/Ref"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import type * as ClusterConfig from "../../src/cluster/Config.ts"
 import { parseDuration } from "../../src/cluster/DurationText.ts"
 import {

@@ -8,8 +8,10 @@
  * prompt and its sequence number, so a resumed stream continues the same
  * text from the next token, whichever worker produces it.
  */
-import { Duration, Schema } from "effect"
-import { Rpc, RpcGroup } from "effect/rpc"
+import * as Duration from "effect/Duration"
+import * as Rpc from "effect/rpc/Rpc"
+import * as RpcGroup from "effect/rpc/RpcGroup"
+import * as Schema from "effect/Schema"
 
 /** One generated token, as the client sees it. */
 export class Token extends Schema.Class<Token>("connection_swap/Token")({

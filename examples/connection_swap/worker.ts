@@ -16,8 +16,15 @@
  *   SWAP_LABEL=worker-a SWAP_RPC=127.0.0.1:7101 SWAP_GOSSIP=127.0.0.1:7201 npx node examples/connection_swap/worker.ts
  */
 import { fileURLToPath } from "node:url"
-import { NodeRuntime } from "@effect/platform-node"
-import { Clock, Context, Duration, Effect, Layer, Option, Ref, Stream } from "effect"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as Stream from "effect/Stream"
 import type * as ClusterConfig from "../../src/cluster/Config.ts"
 import { parseDuration } from "../../src/cluster/DurationText.ts"
 import { HealthCheck, HealthStatus, RpcServer } from "../../src/index.ts"

@@ -10,8 +10,16 @@
  *
  * @since 0.1.0
  */
-import { Clock, Console, Context, Effect, Layer, Logger, Option, Schedule, Stream } from "effect"
-import { Command } from "effect/cli"
+import * as Clock from "effect/Clock"
+import * as Console from "effect/Console"
+import * as Context from "effect/Context"
+import * as Command from "effect/cli/Command"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import { Cluster } from "../cluster/Cluster.ts"
 import type { ClusterError } from "../cluster/Errors.ts"
 import { formatAddress } from "../cluster/Node.ts"

@@ -12,8 +12,11 @@
  *
  * @since 0.1.0
  */
-import { ConfigProvider, Duration, Effect, Option } from "effect"
-import { Flag } from "effect/cli"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Flag from "effect/cli/Flag"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as ClusterConfig from "../cluster/Config.ts"
 import { DURATION_SYNTAX, parseDuration } from "../cluster/DurationText.ts"
 import { InvalidConfiguration } from "../cluster/Errors.ts"

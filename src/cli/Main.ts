@@ -7,7 +7,7 @@
  */
 
 import { createRequire } from "node:module"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { main, teardown } from "./Shoal.ts"
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { readonly version: string }

@@ -16,9 +16,18 @@
  *
  * @since 0.1.0
  */
-import { NodeServices } from "@effect/platform-node"
-import { Cause, Console, Context, Effect, Exit, Logger, type Runtime } from "effect"
-import { CliError, CliOutput, Command, TerminalCapabilities } from "effect/cli"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
+import * as Context from "effect/Context"
+import * as CliError from "effect/cli/CliError"
+import * as CliOutput from "effect/cli/CliOutput"
+import * as Command from "effect/cli/Command"
+import * as TerminalCapabilities from "effect/cli/TerminalCapabilities"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Logger from "effect/Logger"
+import type * as Runtime from "effect/Runtime"
 import { agentCommand } from "./Agent.ts"
 
 /** `shoal` and its subcommands. */

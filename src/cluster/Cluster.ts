@@ -12,7 +12,13 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Layer, Option, type Scope, Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as ClusterConfig from "./Config.ts"
 import { type ClusterError, NodeNotFound } from "./Errors.ts"
 import type { ClusterEvent } from "./Events.ts"

@@ -16,8 +16,12 @@
  *
  * @since 0.1.0
  */
-import { Config, Duration, Effect, Option, Schema } from "effect"
+import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { DURATION_SYNTAX, type DurationInput, parseDuration } from "./DurationText.ts"
 import { InvalidConfiguration } from "./Errors.ts"
 import { Address, formatAddress, makeNodeId, NodeId, parseAddress, Tags } from "./Node.ts"

@@ -7,7 +7,8 @@
  *
  * @since 0.1.0
  */
-import { Duration, Option } from "effect"
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
 
 /** Milliseconds per Go-style unit suffix. */
 const UNIT_MILLIS: Readonly<Record<string, number>> = {

@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { type Address, ClusterNode } from "./Node.ts"
 
 /** A member became visible: first seen alive, or back after failing, leaving or being reaped. */

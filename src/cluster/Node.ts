@@ -4,7 +4,9 @@
  *
  * @since 0.1.0
  */
-import { Effect, Random, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Random from "effect/Random"
+import * as Schema from "effect/Schema"
 
 /**
  * A member's identity: a UUID v4, fresh for every process start, so a node

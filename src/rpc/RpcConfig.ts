@@ -17,8 +17,11 @@
  */
 import { readFile } from "node:fs/promises"
 import { createSecureContext } from "node:tls"
-import { Duration, Effect, Option, Redacted } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as ClusterConfig from "../cluster/Config.ts"
 import { DURATION_SYNTAX, parseDuration } from "../cluster/DurationText.ts"
 import { InvalidConfiguration } from "../cluster/Errors.ts"

@@ -15,8 +15,8 @@
  *
  * @since 0.1.0
  */
-import type { Layer } from "effect"
-import { RpcSerialization } from "effect/rpc"
+import type * as Layer from "effect/Layer"
+import * as RpcSerialization from "effect/rpc/RpcSerialization"
 
 /** The serialization shoal's servers and clients use. */
 export const layer: Layer.Layer<RpcSerialization.RpcSerialization> = RpcSerialization.layerSchemaBinary()

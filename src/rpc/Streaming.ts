@@ -28,8 +28,11 @@
  *
  * @since 0.1.0
  */
-import { Context, Stream } from "effect"
-import { Rpc, type RpcGroup, RpcSchema } from "effect/rpc"
+import * as Context from "effect/Context"
+import * as Rpc from "effect/rpc/Rpc"
+import type * as RpcGroup from "effect/rpc/RpcGroup"
+import * as RpcSchema from "effect/rpc/RpcSchema"
+import * as Stream from "effect/Stream"
 
 /**
  * Runs `self` ahead of its consumer into a buffer of at most `capacity`

@@ -13,7 +13,9 @@
  */
 import type * as Net from "node:net"
 import * as Tls from "node:tls"
-import { Duration, Effect, Redacted } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import { type Address, formatAddress } from "../cluster/Node.ts"
 import { ConnectionFailed } from "./Errors.ts"
 import { clientIdentity, type RpcConfig } from "./RpcConfig.ts"

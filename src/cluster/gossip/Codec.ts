@@ -65,8 +65,10 @@
  *
  * @since 0.1.0
  */
-import { Effect, Result, Schema } from "effect"
-import { SchemaBinary } from "effect/encoding"
+import * as Effect from "effect/Effect"
+import * as SchemaBinary from "effect/encoding/SchemaBinary"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 import { MAX_UDP_PAYLOAD } from "../Config.ts"
 import { SerializationError } from "../Errors.ts"
 import {

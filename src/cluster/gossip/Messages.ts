@@ -42,8 +42,12 @@
  *
  * @since 0.1.0
  */
-import { Option, Result, Schema, SchemaTransformation } from "effect"
-import { SchemaBinary } from "effect/encoding"
+
+import * as SchemaBinary from "effect/encoding/SchemaBinary"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as SchemaTransformation from "effect/SchemaTransformation"
 import { SerializationError } from "../Errors.ts"
 import { Address, ClusterNode, NodeId, NodeState, Tags } from "../Node.ts"
 

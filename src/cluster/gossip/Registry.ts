@@ -10,7 +10,14 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Layer, Option, PubSub, type Scope, Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { NodeNotFound } from "../Errors.ts"
 import { type ClusterEvent, classify, NodeReaped } from "../Events.ts"
 import type { ClusterNode, NodeId, NodeState, Tags } from "../Node.ts"

@@ -46,21 +46,19 @@
  *
  * @since 0.1.0
  */
-import {
-  Clock,
-  Context,
-  Deferred,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  Layer,
-  Queue,
-  Random,
-  Result,
-  type Scope
-} from "effect"
-import { NetAddress } from "effect/net"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as NetAddress from "effect/net/NetAddress"
+import * as Queue from "effect/Queue"
+import * as Random from "effect/Random"
+import * as Result from "effect/Result"
+import type * as Scope from "effect/Scope"
 import { InvalidConfiguration, NetworkError } from "../Errors.ts"
 import { Address, formatAddress } from "../Node.ts"
 import { logPacket, type Packet, type StreamHandler, Transport, type TransportStats } from "./Transport.ts"

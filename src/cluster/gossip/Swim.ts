@@ -28,22 +28,20 @@
  * @since 0.1.0
  */
 import { networkInterfaces } from "node:os"
-import {
-  Clock,
-  Context,
-  Deferred,
-  Duration,
-  Effect,
-  Exit,
-  FiberMap,
-  FiberSet,
-  Layer,
-  Metric,
-  Option,
-  Random,
-  Result,
-  type Scope
-} from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberMap from "effect/FiberMap"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import * as Result from "effect/Result"
+import type * as Scope from "effect/Scope"
 import type { ClusterConfig } from "../Config.ts"
 import { JoinFailed, NetworkError } from "../Errors.ts"
 import { Address, ClusterNode, formatAddress, type NodeId, type NodeState, parseAddress, type Tags } from "../Node.ts"

@@ -10,8 +10,13 @@
  * @since 0.1.0
  */
 
-import { Context, type Duration, Effect, LogLevel, References, type Scope } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as LogLevel from "effect/LogLevel"
+import * as References from "effect/References"
+import type * as Scope from "effect/Scope"
 import type { NetworkError } from "../Errors.ts"
 import { type Address, formatAddress } from "../Node.ts"
 

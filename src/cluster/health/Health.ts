@@ -6,20 +6,18 @@
  *
  * @since 0.1.0
  */
-import {
-  Clock,
-  Context,
-  Duration,
-  Effect,
-  Layer,
-  Option,
-  PubSub,
-  Queue,
-  Schema,
-  Semaphore,
-  type Stream,
-  SubscriptionRef
-} from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
+import * as Semaphore from "effect/Semaphore"
+import type * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { ClusterConfig } from "../Config.ts"
 import { InvalidConfiguration } from "../Errors.ts"
 import { HealthCheck, HealthStatus } from "./HealthCheck.ts"

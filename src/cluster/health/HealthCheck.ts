@@ -10,7 +10,12 @@
  *
  * @since 0.1.0
  */
-import { Cause, Duration, Effect, Fiber, Schema, type Scope } from "effect"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import { HealthCheckTimeout } from "../Errors.ts"
 
 /** The verdict of one check. `metadata` carries details for operators (latency, pool size, the error's tag, …). */
