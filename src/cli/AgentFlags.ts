@@ -54,6 +54,7 @@ export const flagNames = {
   joinTimeout: "join-timeout",
   retryJoin: "retry-join",
   retryJoinInterval: "retry-join-interval",
+  tcpPings: "tcp-pings",
   leaveTimeout: "leave-timeout",
   phiThreshold: "phi-threshold",
   phiWindowSize: "phi-window-size",
@@ -163,6 +164,10 @@ export const agentFlags = {
     Flag.optional
   ),
   retryJoinInterval: durationFlag("retryJoinInterval", "Time between join retries"),
+  tcpPings: Flag.Boolean(flagNames.tcpPings).pipe(
+    Flag.withDescription(describe("tcpPings", "When a UDP probe fails, also ping over TCP (--no-tcp-pings to turn off)")),
+    Flag.optional
+  ),
   leaveTimeout: durationFlag("leaveTimeout", "Time allowed to announce a graceful leave"),
   phiThreshold: numberFlag("phiThreshold", "phi above which a member is probed first (> 0)"),
   phiWindowSize: intFlag("phiWindowSize", "Heartbeat intervals the phi detector keeps (2..100000)"),
@@ -211,6 +216,7 @@ export interface AgentFlags {
   readonly joinTimeout: Option.Option<Duration.Duration>
   readonly retryJoin: Option.Option<boolean>
   readonly retryJoinInterval: Option.Option<Duration.Duration>
+  readonly tcpPings: Option.Option<boolean>
   readonly leaveTimeout: Option.Option<Duration.Duration>
   readonly phiThreshold: Option.Option<number>
   readonly phiWindowSize: Option.Option<number>
@@ -250,6 +256,7 @@ export const emptyAgentFlags: AgentFlags = {
   joinTimeout: Option.none(),
   retryJoin: Option.none(),
   retryJoinInterval: Option.none(),
+  tcpPings: Option.none(),
   leaveTimeout: Option.none(),
   phiThreshold: Option.none(),
   phiWindowSize: Option.none(),
@@ -298,6 +305,7 @@ export const toConfigInput = (flags: AgentFlags): ClusterConfig.Input => {
     "joinTimeout",
     "retryJoin",
     "retryJoinInterval",
+    "tcpPings",
     "leaveTimeout",
     "phiThreshold",
     "phiWindowSize",

@@ -62,6 +62,7 @@ export class ClusterConfig extends Schema.Class<ClusterConfig>("shoal/ClusterCon
   joinTimeout: Schema.Duration,
   retryJoin: Schema.Boolean,
   retryJoinInterval: Schema.Duration,
+  tcpPings: Schema.Boolean,
   leaveTimeout: Schema.Duration,
   phiThreshold: Schema.Number,
   phiWindowSize: Schema.Int,
@@ -107,6 +108,8 @@ export interface Input {
   readonly joinTimeout?: DurationInput | undefined
   readonly retryJoin?: boolean | undefined
   readonly retryJoinInterval?: DurationInput | undefined
+  /** When a UDP probe fails, also ping over TCP (memberlist's fallback; default true). */
+  readonly tcpPings?: boolean | undefined
   readonly leaveTimeout?: DurationInput | undefined
   readonly phiThreshold?: number | undefined
   readonly phiWindowSize?: number | undefined
@@ -147,6 +150,7 @@ export const defaults = {
   joinTimeout: "10 seconds",
   retryJoin: false,
   retryJoinInterval: "5 seconds",
+  tcpPings: true,
   leaveTimeout: "5 seconds",
   phiThreshold: 8,
   phiWindowSize: 100,
@@ -358,6 +362,7 @@ export const make = Effect.fnUntraced(function* (input: Input = {}) {
       retransmitMult: input.retransmitMult ?? defaults.retransmitMult,
       awarenessMaxMultiplier: input.awarenessMaxMultiplier ?? defaults.awarenessMaxMultiplier,
       retryJoin: input.retryJoin ?? defaults.retryJoin,
+      tcpPings: input.tcpPings ?? defaults.tcpPings,
       phiThreshold: input.phiThreshold ?? defaults.phiThreshold,
       phiWindowSize: input.phiWindowSize ?? defaults.phiWindowSize,
       maxPacketSize: input.maxPacketSize ?? defaults.maxPacketSize
@@ -421,6 +426,7 @@ export const environmentVariables = {
   joinTimeout: "SHOAL_JOIN_TIMEOUT",
   retryJoin: "SHOAL_RETRY_JOIN",
   retryJoinInterval: "SHOAL_RETRY_JOIN_INTERVAL",
+  tcpPings: "SHOAL_TCP_PINGS",
   leaveTimeout: "SHOAL_LEAVE_TIMEOUT",
   phiThreshold: "SHOAL_PHI_THRESHOLD",
   phiWindowSize: "SHOAL_PHI_WINDOW_SIZE",
@@ -465,7 +471,7 @@ const parseEnvValue = (
     }
     return tags
   }
-  if (field === "retryJoin") {
+  if (field === "retryJoin" || field === "tcpPings") {
     const lower = text.trim().toLowerCase()
     if (["true", "1", "yes"].includes(lower)) return true
     if (["false", "0", "no"].includes(lower)) return false

@@ -90,6 +90,7 @@ describe("stats lines", () => {
     probes: 10,
     indirectProbes: 2,
     failedProbes: 1,
+    streamPingAcks: 0,
     suspicionsRaised: 1,
     deathsDeclared: 1,
     refutations: 0,

@@ -136,7 +136,7 @@ describe("ClusterConfig.make", () => {
 
   it("has a rejection test for every field", () => {
     const covered = new Set(cases.map(([field]) => field))
-    const optionalOrBoolean = new Set(["retryJoin"])
+    const optionalOrBoolean = new Set(["retryJoin", "tcpPings"])
     for (const field of Object.keys(ClusterConfig.environmentVariables)) {
       if (!optionalOrBoolean.has(field)) expect(covered.has(field), field).toBe(true)
     }

@@ -82,7 +82,7 @@ export class GossipService extends Context.Service<
         const fork = <A>(effect: Effect.Effect<A>) =>
           Effect.forkIn(effect, scope, { startImmediately: true }).pipe(Effect.asVoid)
         yield* transport
-          .serve(swim.handlePushPull, { maxBytes: Codec.MAX_PUSH_PULL_SIZE, timeout: SERVE_TIMEOUT })
+          .serve(swim.handleStream, { maxBytes: Codec.MAX_PUSH_PULL_SIZE, timeout: SERVE_TIMEOUT })
           .pipe(Scope.provide(scope))
         yield* fork(receive)
         yield* fork(every("probe", swim.probeInterval, swim.probeRound))

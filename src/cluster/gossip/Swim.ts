@@ -34,6 +34,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as FiberMap from "effect/FiberMap"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
@@ -65,6 +66,8 @@ export interface SwimStats {
   readonly suspicionsRaised: number
   readonly deathsDeclared: number
   readonly refutations: number
+  /** Probes that failed over UDP but were answered over the TCP fallback. */
+  readonly streamPingAcks: number
   readonly pushPulls: number
   readonly pushPullFailures: number
   readonly packetsRejected: number
@@ -123,8 +126,8 @@ export class Swim extends Context.Service<
     readonly localNode: Effect.Effect<ClusterNode>
     /** Handles a batch of received datagrams. Never fails: bad packets are counted and dropped. */
     readonly handlePackets: (packets: ReadonlyArray<Packet>) => Effect.Effect<void>
-    /** Serves one push-pull exchange (the Transport's stream handler). */
-    readonly handlePushPull: (from: Address, request: Uint8Array) => Effect.Effect<Uint8Array, NetworkError>
+    /** Serves one stream exchange — a push-pull, or a probe's TCP fallback ping (the Transport's stream handler). */
+    readonly handleStream: (from: Address, request: Uint8Array) => Effect.Effect<Uint8Array, NetworkError>
     /** One probe round: the next member in turn, directly then indirectly. */
     readonly probeRound: Effect.Effect<void>
     /** One gossip round: pending updates to `gossipNodes` random members. */
@@ -216,6 +219,7 @@ export class Swim extends Context.Service<
         suspicionsRaised: 0,
         deathsDeclared: 0,
         refutations: 0,
+        streamPingAcks: 0,
         pushPulls: 0,
         pushPullFailures: 0,
         packetsRejected: 0,
@@ -607,8 +611,23 @@ export class Swim extends Context.Service<
           }
           const now = yield* Clock.currentTimeMillis
           const remaining = Math.max(0, awareness.scale(probeIntervalMs) - (now - started))
+          // memberlist's fallback: the same ping over a TCP stream, in parallel with the helpers.
+          // Datagram loss (or a firewall that drops UDP) then cannot make us accuse a member we
+          // can still reach; it only costs a connection when a direct ping already failed.
+          const overTcp = yield* Effect.forkChild(
+            (config.tcpPings ? streamPing(target, probeSeq, remaining) : Effect.succeed(false)).pipe(
+              Effect.flatMap((ok) =>
+                Effect.sync(() => {
+                  if (!ok) return
+                  counters.streamPingAcks++
+                  Deferred.doneUnsafe(acked, Exit.succeed(true))
+                })
+              )
+            )
+          )
           const indirect = yield* Deferred.await(acked).pipe(Effect.timeoutOption(Duration.millis(remaining)))
           waiters.delete(probeSeq)
+          yield* Fiber.interrupt(overTcp)
           if (Option.isSome(indirect)) return
           counters.failedProbes++
           awareness.apply(Awareness.probeFailed(helpers.length, nacks))
@@ -719,7 +738,40 @@ export class Swim extends Context.Service<
           }
         })
 
-      const handlePushPull = (_from: Address, request: Uint8Array) =>
+      /** Pings `target` over a stream; whether it acked within `timeoutMillis`. */
+      const streamPing = (target: ClusterNode, probeSeq: number, timeoutMillis: number) =>
+        Effect.gen(function* () {
+          const request = Codec.encodePacket(
+            { label },
+            { messages: [new Ping({ seq: probeSeq, from: self.id, target: target.id })], updates: [] }
+          )
+          const response = yield* transport.exchange(target.gossipAddress, request, {
+            timeout: Duration.millis(timeoutMillis),
+            maxBytes: maxPacket
+          })
+          const answer = Codec.decodePacketResult(label, response)
+          return (
+            Result.isSuccess(answer) &&
+            answer.success.messages.some((m) => m._tag === "Ack" && m.seq === probeSeq && m.from === target.id)
+          )
+        }).pipe(Effect.orElseSucceed(() => false))
+
+      /**
+       * Serves one stream exchange: a ping (the TCP fallback of a failed
+       * probe) is answered with an ack; anything else is a push-pull.
+       */
+      const handleStream = (_from: Address, request: Uint8Array) => {
+        const packet = Codec.decodePacketResult(label, request)
+        if (Result.isFailure(packet)) return handlePushPull(request)
+        const ping = packet.success.messages.find((m): m is Ping => m._tag === "Ping")
+        return ping === undefined || ping.target !== self.id || leaving
+          ? Effect.fail(new NetworkError({ message: "a stream ping for another identity, or while leaving" }))
+          : Effect.succeed(
+              Codec.encodePacket({ label }, { messages: [new Ack({ seq: ping.seq, from: self.id })], updates: [] })
+            )
+      }
+
+      const handlePushPull = (request: Uint8Array) =>
         Effect.gen(function* () {
           const remote = yield* Codec.decodePushPull(label, request)
           yield* merge(remote)
@@ -888,7 +940,7 @@ export class Swim extends Context.Service<
         config,
         localNode: Effect.sync(() => self),
         handlePackets,
-        handlePushPull,
+        handleStream,
         probeRound,
         gossipRound,
         pushPullRound,
