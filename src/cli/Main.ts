@@ -6,10 +6,10 @@
  * @since 0.1.0
  */
 
-import { createRequire } from "node:module"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import pkg from "../../package.json" with { type: "json" }
 import { main, teardown } from "./Shoal.ts"
 
-const { version } = createRequire(import.meta.url)("../../package.json") as { readonly version: string }
+const { version } = pkg
 
 NodeRuntime.runMain(main(version), { disableErrorReporting: true, teardown })
