@@ -165,7 +165,9 @@ export const agentFlags = {
   ),
   retryJoinInterval: durationFlag("retryJoinInterval", "Time between join retries"),
   tcpPings: Flag.Boolean(flagNames.tcpPings).pipe(
-    Flag.withDescription(describe("tcpPings", "When a UDP probe fails, also ping over TCP (--no-tcp-pings to turn off)")),
+    Flag.withDescription(
+      describe("tcpPings", "When a UDP probe fails, also ping over TCP (--no-tcp-pings to turn off)")
+    ),
     Flag.optional
   ),
   leaveTimeout: durationFlag("leaveTimeout", "Time allowed to announce a graceful leave"),

@@ -310,7 +310,7 @@ describe("connection_swap", () => {
             })
           })
       ).pipe(
-        Effect.map(({ code, output }) => {
+        Effect.tap(({ code, output }) => {
           expect(output).toMatch(/PASS: 80 tokens, contiguous 0\.\.79/)
           expect(code, output).toBe(0)
         })
