@@ -310,10 +310,12 @@ describe("connection_swap", () => {
             })
           })
       ).pipe(
-        Effect.tap(({ code, output }) => {
-          expect(output).toMatch(/PASS: 80 tokens, contiguous 0\.\.79/)
-          expect(code, output).toBe(0)
-        })
+        Effect.flatMap(({ code, output }) =>
+          Effect.sync(() => {
+            expect(output).toMatch(/PASS: 80 tokens, contiguous 0\.\.79/)
+            expect(code, output).toBe(0)
+          })
+        )
       ),
     120_000
   )
