@@ -24,7 +24,7 @@
  */
 
 import { execFileSync } from "node:child_process"
-import { mkdirSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, writeFileSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { liveProcesses, now } from "./membership/cluster.ts"
 import { describeMachine, ensureTools, loadAverage, Netns } from "./membership/host.ts"
@@ -155,7 +155,9 @@ const main = async () => {
     root: getShoalRoot(),
     commit: git(["rev-parse", "HEAD"]),
     // Uncommitted changes under src/ or bin/ mean the figures are not those of the commit.
-    dirty: git(["status", "--porcelain", "--", "src", "bin"]) !== ""
+    dirty: git(["status", "--porcelain", "--", "src", "bin"]) !== "",
+    // bin/shoal.js runs the rolldown bundle when `npm run build` made one, else the TypeScript sources.
+    cli: existsSync(`${getShoalRoot()}dist/shoal.mjs`) && process.env.SHOAL_FROM_SOURCE !== "1" ? "bundle" : "sources"
   }
   const loadBefore = loadAverage()
   const began = now()
@@ -224,7 +226,8 @@ const main = async () => {
   const markdown = [
     `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Linux ${machine.kernel}; ` +
       `agents on Node ${machine.agentNode}, serf ${machine.serfPackage} (reports "${machine.serf}"), ` +
-      `shoal ${shoalVersion.commit.slice(0, 7)}${shoalVersion.dirty ? " with uncommitted changes" : ""}. ` +
+      `shoal ${shoalVersion.commit.slice(0, 7)}${shoalVersion.dirty ? " with uncommitted changes" : ""} ` +
+      `(CLI from the ${shoalVersion.cli === "bundle" ? "dist/ bundle" : "TypeScript sources"}). ` +
       `Load average before ${loadBefore.join(" ")}, after ${loadAfter.join(" ")}; run took ${durationSeconds} s.`,
     "",
     ...(runs.length === 0
