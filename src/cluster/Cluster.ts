@@ -170,9 +170,9 @@ export class Cluster extends Context.Service<
         events: events(registry.changes),
         watch: registry.watch.pipe(Effect.map(({ changes, members }) => ({ members, events: events(changes) }))),
         setTags: Effect.fn("Cluster.setTags")(function* (tags: Tags) {
-          const checked = yield* ClusterConfig.withTags(config, tags)
+          // The same checks as configured tags: the reserved key, and room in a packet.
+          yield* ClusterConfig.update(config, { tags })
           userTags = { ...tags }
-          void checked
           return yield* publish()
         }),
         addHealthCheck: Effect.fn("Cluster.addHealthCheck")(function* (check: HealthCheck) {
