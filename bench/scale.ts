@@ -166,6 +166,9 @@ interface UdpRow {
     readonly cpuPercent: number
     readonly rssMiB: number
     readonly heapMiB: number
+    /** Memory outside the JavaScript heap that V8 knows of (socket buffers among it). */
+    readonly externalMiB: number
+    readonly arrayBuffersMiB: number
     readonly loopDelayMs: Percentiles
     readonly packetsPerNodePerSec: number
     readonly bytesPerNodePerSec: number
@@ -238,6 +241,8 @@ const udp = (n: number) =>
       cpuPercent: (100 * (used.user + used.system)) / 1e6 / seconds,
       rssMiB: mib(memory.rss),
       heapMiB: mib(heapAfterGc()),
+      externalMiB: mib(memory.external),
+      arrayBuffersMiB: mib(memory.arrayBuffers),
       loopDelayMs: delays(),
       packetsPerNodePerSec: (after.packets - before.packets) / n / seconds,
       bytesPerNodePerSec: (after.bytes - before.bytes) / n / seconds
@@ -325,6 +330,9 @@ const main = Effect.gen(function* () {
     console.log(`| idle CPU over ${r.idle.seconds.toFixed(0)} s (of one core) | ${r.idle.cpuPercent.toFixed(1)} % |`)
     console.log(
       `| idle RSS / heap after GC (before any node: ${r.rssBeforeMiB.toFixed(0)} / ${r.heapBeforeMiB.toFixed(0)} MiB) | ${r.idle.rssMiB.toFixed(0)} MiB / ${r.idle.heapMiB.toFixed(0)} MiB |`
+    )
+    console.log(
+      `| idle external / ArrayBuffer memory | ${r.idle.externalMiB.toFixed(0)} MiB / ${r.idle.arrayBuffersMiB.toFixed(0)} MiB |`
     )
     console.log(`| idle event-loop delay p50 / p99 / max | ${fmtDelay(r.idle.loopDelayMs)} |`)
     console.log(

@@ -76,6 +76,8 @@ const losses =
     ? []
     : (list(flag("loss")) ?? [0, 5, 10, 15, 20])
 const lossN = Number(flag("loss-n") ?? 50)
+/** `--tcp-pings=on|off|both` (default both): the loss runs with and without the TCP fallback ping. */
+const tcpVariants = { on: [true], off: [false] }[flag("tcp-pings") ?? ""] ?? [false, true]
 const windowSeconds = Number(flag("window") ?? 600)
 const outFile = flag("out") ?? "bench/results/sim.json"
 const chartDir = flag("charts") ?? "docs"
@@ -118,6 +120,12 @@ export interface SizeRow {
 export interface LossRow {
   readonly n: number
   readonly loss: number
+  /**
+   * The TCP fallback ping (default on). The simulated network never loses
+   * stream messages, so with it on a lossy network's probes always succeed in
+   * the end; off, the runs show SWIM/Lifeguard's datagram-only behaviour.
+   */
+  readonly tcpPings: boolean
   readonly windowSeconds: number
   readonly probes: number
   readonly failedProbes: number
@@ -274,11 +282,11 @@ const countFailures = (members: ReadonlyArray<Member>) =>
     }
   })
 
-const lossy = (n: number, loss: number) =>
+const lossy = (n: number, loss: number, tcpPings: boolean) =>
   Effect.gen(function* () {
     const network = yield* SimNetwork
     const wall = performance.now()
-    const members = yield* startMembers(n, { batch })
+    const members = yield* startMembers(n, { batch, input: { tcpPings } })
     yield* waitForAll(members, seesAlive(n), 600_000, STEP)
     const before = yield* sumStats(members)
     const failures = yield* countFailures(members)
@@ -289,7 +297,7 @@ const lossy = (n: number, loss: number) =>
     const seen = failures.read()
     yield* failures.stop
     const probes = after.probes - before.probes
-    log(`N=${n} loss ${loss}%: window done (${secs(wall)} wall)`)
+    log(`N=${n} loss ${loss}% tcpPings ${tcpPings}: window done (${secs(wall)} wall)`)
 
     const victim = yield* pick(members, new Set())
     const survivors = members.filter((m) => m !== victim)
@@ -298,6 +306,7 @@ const lossy = (n: number, loss: number) =>
     return {
       n,
       loss,
+      tcpPings,
       windowSeconds,
       probes,
       failedProbes: after.failedProbes - before.failedProbes,
@@ -385,14 +394,14 @@ const printSizes = (rows: ReadonlyArray<SizeRow>) => {
 const printLoss = (rows: ReadonlyArray<LossRow>) => {
   console.log("")
   console.log(
-    "| N | loss | window | probes | failed probes | false suspicions | model | refutations | false deaths (timers) | NodeFailed events | members declared dead | crash: first | crash: all | wall |"
+    "| N | TCP fallback | loss | window | probes | failed probes | false suspicions | model | refutations | false deaths (timers) | NodeFailed events | members declared dead | crash: first | crash: all | wall |"
   )
-  console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+  console.log(
+    "| ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  )
   for (const r of rows) {
     console.log(
-      `| ${r.n} | ${r.loss} % | ${r.windowSeconds / 60} min | ${r.probes} | ${r.failedProbes} | ${r.suspicions} | ${r.expectedSuspicions.toFixed(
-        0
-      )} | ${r.refutations} | ${r.deathsDeclared} | ${r.failedEvents} | ${r.membersDeclaredDead} | ${fmt(r.crashFirstMs)} | ${fmt(
+      `| ${r.n} | ${r.tcpPings ? "on" : "off"} | ${r.loss} % | ${r.windowSeconds / 60} min | ${r.probes} | ${r.failedProbes} | ${r.suspicions} | ${r.tcpPings ? "—" : r.expectedSuspicions.toFixed(0)} | ${r.refutations} | ${r.deathsDeclared} | ${r.failedEvents} | ${r.membersDeclaredDead} | ${fmt(r.crashFirstMs)} | ${fmt(
         r.crashAllMs
       )} | ${r.wallSeconds.toFixed(0)} s |`
     )
@@ -408,10 +417,12 @@ const main = Effect.gen(function* () {
     log(`N=${n} done in ${row.wallSeconds.toFixed(1)} s wall`)
   }
   const lossRows: Array<LossRow> = []
-  for (const loss of losses) {
-    const row = yield* isolated(1000 + loss, lossy(lossN, loss))
-    lossRows.push(row)
-    log(`loss ${loss}% done in ${row.wallSeconds.toFixed(1)} s wall`)
+  for (const tcp of tcpVariants) {
+    for (const loss of losses) {
+      const row = yield* isolated(1000 + loss, lossy(lossN, loss, tcp))
+      lossRows.push(row)
+      log(`loss ${loss}% (tcpPings ${tcp}) done in ${row.wallSeconds.toFixed(1)} s wall`)
+    }
   }
   // Read at the end: another run may have written its part meanwhile.
   const old = previous()
@@ -428,7 +439,11 @@ const main = Effect.gen(function* () {
     },
     timings: { ...defaultTimings, pingTimeout: 500, suspicionMaxTimeoutMult: 6 },
     sizes: merge(sizeRows, fresh ? [] : (old.sizes ?? []), (r) => r.n),
-    loss: merge(lossRows, fresh ? [] : (old.loss ?? []), (r) => `${r.n}/${r.loss}/${r.windowSeconds}`)
+    loss: merge(
+      lossRows,
+      fresh ? [] : (old.loss ?? []),
+      (r) => `${r.tcpPings ? "tcp" : "udp"}/${r.n}/${r.loss}/${r.windowSeconds}`
+    )
   }
   if (sizeRows.length > 0) printSizes(sizeRows)
   if (lossRows.length > 0) printLoss(lossRows)

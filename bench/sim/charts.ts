@@ -174,50 +174,52 @@ const detection = (rows: ReadonlyArray<SizeRow>): TopLevelSpec => {
 const lossChart = (rows: ReadonlyArray<LossRow>): TopLevelSpec => {
   const n = rows[0]?.n ?? 0
   const minutes = (rows[0]?.windowSeconds ?? 0) / 60
-  const counts: Array<Point> = rows.flatMap(
-    (r): Array<Point> => [
-      // refutations first, so the (nearly equal) suspicions are drawn over them
-      { x: r.loss, y: r.refutations, series: "refutations", kind: "measured", color: GREEN },
-      { x: r.loss, y: r.suspicions, series: "false suspicions raised", kind: "measured", color: BLUE },
-      {
-        x: r.loss,
-        y: r.deathsDeclared,
-        series: "false failures (a live member declared dead)",
-        kind: "measured",
-        color: RED
-      }
-    ]
-  )
-  const model: Array<Point> = rows.map((r) => ({
+  const udp = rows.filter((r) => !r.tcpPings)
+  const tcp = rows.filter((r) => r.tcpPings)
+  const point = (r: LossRow, y: number, series: string, color: string): Point => ({
+    x: r.loss,
+    y,
+    series,
+    kind: "measured",
+    color
+  })
+  const counts: Array<Point> = [
+    // refutations first, so the (nearly equal) suspicions are drawn over them
+    ...udp.map((r) => point(r, r.refutations, "UDP only: refutations", GREEN)),
+    ...udp.map((r) => point(r, r.suspicions, "UDP only: false suspicions", BLUE)),
+    ...udp.map((r) => point(r, r.deathsDeclared, "UDP only: false failures (a live member declared dead)", RED)),
+    ...tcp.map((r) => point(r, r.suspicions, "with TCP fallback (default): false suspicions", PURPLE)),
+    ...tcp.map((r) => point(r, r.deathsDeclared, "with TCP fallback (default): false failures", ORANGE))
+  ]
+  const model: Array<Point> = udp.map((r) => ({
     x: r.loss,
     y: r.expectedSuspicions,
-    series: "model: probes × P(the direct and all 3 indirect paths lose a datagram)",
+    series: "model, UDP only: probes × P(direct and 3 indirect paths all lose one)",
     kind: "model",
     color: BLUE
   }))
-  const detect: Array<Point> = rows.flatMap(
-    (r): Array<Point> => [
-      ...(r.crashFirstMs === undefined
+  const detect: Array<Point> = [
+    ...udp.flatMap((r) =>
+      r.crashFirstMs === undefined ? [] : [point(r, r.crashFirstMs / 1000, "UDP only: first declares it dead", ORANGE)]
+    ),
+    ...udp.flatMap((r) =>
+      r.crashAllMs === undefined ? [] : [point(r, r.crashAllMs / 1000, "UDP only: all hold it dead", RED)]
+    ),
+    ...tcp.flatMap((r) =>
+      r.crashFirstMs === undefined
         ? []
-        : [
-            {
-              x: r.loss,
-              y: r.crashFirstMs / 1000,
-              series: "first declares it dead",
-              kind: "measured" as const,
-              color: ORANGE
-            }
-          ]),
-      ...(r.crashAllMs === undefined
-        ? []
-        : [{ x: r.loss, y: r.crashAllMs / 1000, series: "all hold it dead", kind: "measured" as const, color: RED }])
-    ]
-  )
+        : [point(r, r.crashFirstMs / 1000, "with TCP fallback: first declares it dead", PURPLE)]
+    ),
+    ...tcp.flatMap((r) =>
+      r.crashAllMs === undefined ? [] : [point(r, r.crashAllMs / 1000, "with TCP fallback: all hold it dead", BLUE)]
+    )
+  ]
   const left = lineChart(
     `False suspicions and failures against packet loss (N = ${n})`,
     [
-      `${minutes} simulated minutes in which nobody fails; every datagram`,
-      "dropped independently with the given probability (streams are reliable)"
+      `${minutes} simulated minutes in which nobody fails; every datagram dropped`,
+      "independently with the given probability; the simulated streams (push-pull,",
+      "TCP fallback ping) never lose anything, so with the fallback probes succeed"
     ],
     [...counts, ...model],
     { title: "packet loss (%)", log: false },
