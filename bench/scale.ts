@@ -1,35 +1,26 @@
 /**
- * What a cluster costs at scale, in one process:
+ * What real nodes cost at scale in one process: N nodes (default 100) on
+ * 127.0.0.1 with ephemeral ports, every one seeded with the first node's
+ * address and all started at once, with the default timings. Whether and when
+ * every node sees all N alive; then, over an idle period, the process's CPU,
+ * RSS, heap, event-loop delay and each node's UDP traffic; then one node stops
+ * without leaving and the time until the first and the last survivor hold it
+ * dead. (The heap per *simulated* node is a column of `bench/sim.ts`.)
  *
- * - **Simulated**: the JavaScript heap per node of an N-node simulation
- *   (default 1000) on the in-memory network — after a full GC, minus the heap
- *   before the nodes existed, divided by N — once every node sees all N alive
- *   (the join backlog still queued for gossip, as it is right after a real
- *   cluster forms).
- * - **Real UDP**: N nodes (default 100) on 127.0.0.1 with ephemeral ports,
- *   every one seeded with the first node's address and all started at once,
- *   with the default timings. Whether and when every node sees all N alive;
- *   then, over an idle period, the process's CPU, RSS, heap, event-loop delay
- *   and each node's UDP traffic; then one node stops without leaving and the
- *   time until the first and the last survivor hold it dead.
+ *   npm run bench:scale                          # 100 nodes, 20 s idle
+ *   npx node --expose-gc bench/scale.ts --udp=50,100 --idle=30
  *
- *   npm run bench:scale                                  # both, default sizes
- *   npx node --expose-gc bench/scale.ts --sim=250,1000 --udp=50 --idle=20
- *   npx node --expose-gc bench/scale.ts --skip-udp
- *
- * Needs `--expose-gc` for the heap figures. Results go to
+ * `--expose-gc` makes the heap figure a post-GC one. Results go to
  * `bench/results/scale.json`. A benchmark, not a test.
  */
 import { execFileSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { cpus, loadavg, totalmem } from "node:os"
 import { monitorEventLoopDelay } from "node:perf_hooks"
-import { Clock, Context, Effect, Exit, Layer, Option, Random, Scope } from "effect"
-import { TestClock } from "effect/testing"
+import { Context, Effect, Exit, Layer, Option, Scope } from "effect"
 import { Cluster } from "../src/cluster/Cluster.ts"
-import { SimNetwork } from "../src/cluster/gossip/SimNetwork.ts"
 import type { NodeId } from "../src/cluster/Node.ts"
-import { seesAlive, startMembers, stopMembers, waitForAll } from "./sim/cluster.ts"
+import { seesAlive } from "./sim/cluster.ts"
 
 const args = process.argv.slice(2)
 const flag = (name: string): string | undefined =>
@@ -37,8 +28,7 @@ const flag = (name: string): string | undefined =>
 const list = (text: string | undefined, fallback: Array<number>) =>
   text === undefined || text === "" ? fallback : text.split(",").map(Number).filter(Number.isFinite)
 
-const simSizes = flag("skip-sim") !== undefined ? [] : list(flag("sim"), [1000])
-const udpSizes = flag("skip-udp") !== undefined ? [] : list(flag("udp"), [100])
+const udpSizes = list(flag("udp"), [100])
 const idleSeconds = Number(flag("idle") ?? 20)
 const outFile = flag("out") ?? "bench/results/scale.json"
 
@@ -59,48 +49,6 @@ const revision = (): string => {
     return "unknown"
   }
 }
-
-// --- simulated heap ---
-
-interface SimHeapRow {
-  readonly n: number
-  readonly formationMs: number | undefined
-  /** Heap of the whole simulation (network included) divided by N, once all see all alive. */
-  readonly heapPerNodeKiB: number
-  readonly heapTotalMiB: number
-  /** Heap left above the baseline once every node is stopped (leak check). */
-  readonly heapAfterStopMiB: number
-  readonly wallSeconds: number
-}
-
-const simHeap = (n: number) =>
-  Effect.gen(function* () {
-    const wall = performance.now()
-    const baseline = heapAfterGc()
-    const { formationMs, atFormation } = yield* Effect.gen(function* () {
-      const start = yield* Clock.currentTimeMillis
-      const members = yield* startMembers(n)
-      const started = (yield* Clock.currentTimeMillis) - start
-      const formed = yield* waitForAll(members, seesAlive(n), 600_000, 100)
-      const atFormation = heapAfterGc()
-      log(`sim N=${n}: formed, heap ${mib(atFormation - baseline).toFixed(0)} MiB above baseline`)
-      yield* stopMembers(members)
-      return { formationMs: formed.all === undefined ? undefined : started + formed.all, atFormation }
-    }).pipe(
-      Effect.provide(SimNetwork.layer),
-      Random.withSeed(n),
-      Effect.provide(TestClock.layer({ warningDelay: "1 hour" }))
-    )
-    const afterStop = heapAfterGc()
-    return {
-      n,
-      formationMs,
-      heapPerNodeKiB: (atFormation - baseline) / n / 1024,
-      heapTotalMiB: mib(atFormation - baseline),
-      heapAfterStopMiB: mib(afterStop - baseline),
-      wallSeconds: (performance.now() - wall) / 1000
-    } satisfies SimHeapRow
-  })
 
 // --- real UDP nodes ---
 
@@ -290,13 +238,10 @@ const fmtMs = (ms: number | undefined) => (ms === undefined ? "—" : `${(ms / 1
 const fmtDelay = (p: Percentiles) => `${p.p50.toFixed(1)} / ${p.p99.toFixed(1)} / ${p.max.toFixed(0)} ms`
 
 const main = Effect.gen(function* () {
-  if (gc === undefined && simSizes.length > 0) log("warning: run with --expose-gc, or the heap figures include garbage")
+  if (gc === undefined) log("warning: run with --expose-gc, or the heap figure includes garbage")
   const loadBefore = loadavg()
-  // Real nodes first: the simulation's heap would otherwise stay in the RSS they report.
   const real: Array<UdpRow> = []
   for (const n of udpSizes) real.push(yield* udp(n))
-  const sim: Array<SimHeapRow> = []
-  for (const n of simSizes) sim.push(yield* simHeap(n))
   const machine = {
     cpu: cpus()[0]?.model ?? "unknown",
     cpus: cpus().length,
@@ -306,16 +251,6 @@ const main = Effect.gen(function* () {
     loadAfter: loadavg().map((l) => Number(l.toFixed(2))),
     date: new Date().toISOString(),
     commit: revision()
-  }
-  if (sim.length > 0) {
-    console.log("")
-    console.log("| simulated N | formed (simulated) | heap per node | heap total | left after stop | wall |")
-    console.log("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    for (const r of sim) {
-      console.log(
-        `| ${r.n} | ${fmtMs(r.formationMs)} | ${r.heapPerNodeKiB.toFixed(0)} KiB | ${r.heapTotalMiB.toFixed(0)} MiB | ${r.heapAfterStopMiB.toFixed(1)} MiB | ${r.wallSeconds.toFixed(0)} s |`
-      )
-    }
   }
   for (const r of real) {
     console.log("")
@@ -348,7 +283,7 @@ const main = Effect.gen(function* () {
     `Machine: ${machine.cpus} × ${machine.cpu}, Node ${machine.node}, load ${machine.loadBefore.join(" ")} → ${machine.loadAfter.join(" ")}`
   )
   mkdirSync("bench/results", { recursive: true })
-  writeFileSync(outFile, `${JSON.stringify({ machine, sim, udp: real }, null, 2)}\n`)
+  writeFileSync(outFile, `${JSON.stringify({ machine, udp: real }, null, 2)}\n`)
   log(`wrote ${outFile}`)
 })
 

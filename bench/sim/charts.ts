@@ -11,7 +11,7 @@ import { join } from "node:path"
 import { parse, View } from "vega"
 import { compile, type TopLevelSpec } from "vega-lite"
 import type { LossRow, SimResults, SizeRow } from "../sim.ts"
-import { allDetectionMillis, disseminationMillis, firstDetectionMillis, fitLog } from "./theory.ts"
+import { allDetectionMillis, disseminationMillis, firstDetectionMillis, fitLog, fitProportional } from "./theory.ts"
 
 interface Point {
   readonly x: number
@@ -126,19 +126,30 @@ const lineChart = (
   }
 }
 
+/** Removes what only a top-level spec may carry, to nest a chart in a concatenation. */
+const nested = (spec: TopLevelSpec) => {
+  const { $schema: _, background: __, ...rest } = spec as unknown as Record<string, unknown>
+  return rest
+}
+
+const stacked = (charts: ReadonlyArray<TopLevelSpec>): TopLevelSpec =>
+  ({
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    background: "white",
+    vconcat: charts.map(nested),
+    resolve: { scale: { color: "independent" } }
+  }) as unknown as TopLevelSpec
+
 const convergence = (rows: ReadonlyArray<SizeRow>): TopLevelSpec => {
   const ns = span(rows.map((r) => r.n))
   const join = measured(rows, "one node joins a formed cluster: until all see it alive", BLUE, (r) => r.joinMs)
   const leave = measured(rows, "one node leaves: until all hold it left", GREEN, (r) => r.leaveMs)
   const formation = measured(rows, "formation from nothing: until all see all N alive", PURPLE, (r) => r.formationMs)
-  return lineChart(
-    "Convergence against cluster size (simulated)",
+  const linear = fitProportional(formation.map((p) => [p.x, p.y] as const))
+  const one = lineChart(
+    "Dissemination of one change against cluster size (simulated)",
+    ["Default timings: gossip to 3 members every 200 ms,", "plus piggybacking on every probe and ack"],
     [
-      "Default timings: gossip to 3 members every 200 ms;",
-      "formation: batches of 50 nodes join through random members"
-    ],
-    [
-      ...formation,
       ...join,
       ...leave,
       ...curve(ns, "model: epidemic push, (log₄N + ln N / 3) rounds × 200 ms", GRAY, disseminationMillis),
@@ -147,6 +158,30 @@ const convergence = (rows: ReadonlyArray<SizeRow>): TopLevelSpec => {
     { title: "cluster size N (log scale)", log: true },
     { title: "simulated seconds" }
   )
+  const all = lineChart(
+    "Formation from nothing against cluster size (simulated)",
+    [
+      "Node 0, then batches of 50 joining through random running members; every",
+      "joiner re-gossips the whole membership it pulled, so this grows like N"
+    ],
+    [
+      ...formation,
+      ...(linear === undefined
+        ? []
+        : ns.map(
+            (n): Point => ({
+              x: n,
+              y: linear * n,
+              series: `least-squares fit ∝ N: ${(linear * 1000).toFixed(1)} ms × N`,
+              kind: "model",
+              color: PURPLE
+            })
+          ))
+    ],
+    { title: "cluster size N (log scale)", log: true },
+    { title: "simulated seconds" }
+  )
+  return stacked([one, all])
 }
 
 const detection = (rows: ReadonlyArray<SizeRow>): TopLevelSpec => {
@@ -232,16 +267,7 @@ const lossChart = (rows: ReadonlyArray<LossRow>): TopLevelSpec => {
     { title: "packet loss (%)", log: false },
     { title: "simulated seconds after the crash" }
   )
-  const strip = (spec: TopLevelSpec) => {
-    const { $schema: _, background: __, ...rest } = spec as unknown as Record<string, unknown>
-    return rest
-  }
-  return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    background: "white",
-    vconcat: [strip(left), strip(right)],
-    resolve: { scale: { color: "independent" } }
-  } as unknown as TopLevelSpec
+  return stacked([left, right])
 }
 
 /** Writes the charts for whatever parts `results` holds; returns the files written. */

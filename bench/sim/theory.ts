@@ -84,3 +84,14 @@ export const fitLog = (points: ReadonlyArray<readonly [number, number]>): { a: n
   const b = sxy / sxx
   return { a: my - b * mx, b }
 }
+
+/** Least-squares fit of `y = b·x` (through the origin); returns `b`. */
+export const fitProportional = (points: ReadonlyArray<readonly [number, number]>): number | undefined => {
+  let sxy = 0
+  let sxx = 0
+  for (const [x, y] of points) {
+    sxy += x * y
+    sxx += x * x
+  }
+  return sxx === 0 ? undefined : sxy / sxx
+}
