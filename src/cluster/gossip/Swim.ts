@@ -208,8 +208,6 @@ export class Swim extends Context.Service<
       const byAddress = new Map<string, NodeId>()
       const lastHeartbeat = new Map<NodeId, number>()
       let leaving = false
-      /** Members someone else accused, which we have not probed since (see `outOfTurn`). */
-      const heardSuspects = new Set<NodeId>()
       const lastProbed = new Map<NodeId, number>()
       let lastRoundOutOfTurn = false
       const counters = {
@@ -347,10 +345,6 @@ export class Swim extends Context.Service<
           })
         })
         suspicions.set(id, suspicion)
-        // Someone else's accusation: probe the suspect next. A failed probe is an independent
-        // confirmation that shortens everyone's timer; a dead member is declared in about the
-        // minimum suspicion time instead of waiting for each node's round-robin turn.
-        if (accuser !== self.id) heardSuspects.add(id)
         return armTimer(suspicion)
       }
 
@@ -360,7 +354,13 @@ export class Swim extends Context.Service<
       const claimAboutSelf = (update: NodeStateUpdate) =>
         Effect.suspend(() => {
           const incarnation = Rules.refute(self, update)
-          if (incarnation === undefined) return Effect.void
+          if (incarnation === undefined) {
+            // An accusation older than our last refutation: whoever still repeats it missed the
+            // refutation (its retransmissions are spent). Announce ourselves again — no new
+            // incarnation needed — so the ack or gossip that answers it carries the news.
+            if (self.state === "Alive" && update.state !== "Alive" && !broadcasts.has(self.id)) enqueue(selfUpdate())
+            return Effect.void
+          }
           if (update.state !== "Alive") {
             awareness.apply(Awareness.REFUTED)
             counters.refutations++
@@ -645,21 +645,28 @@ export class Swim extends Context.Service<
         })
 
       /**
-       * The one member to probe out of turn this round, if any: first a member
-       * someone else accused (our probe confirms or clears it quickly), then
-       * the member with the highest phi above the threshold. Never one probed
-       * in the last two intervals, and never two rounds in a row — the
-       * round-robin still advances at least every other round, so no member
-       * waits more than two passes, whatever phi says.
+       * The one member to probe out of turn this round, if any: first the
+       * suspect we probed least recently, then the member with the highest phi
+       * above the threshold. Never one probed in the last two intervals, and
+       * never two rounds in a row — the round-robin still advances at least
+       * every other round, so no member waits more than two passes, whatever
+       * phi says.
+       *
+       * Probing suspects settles suspicions fast both ways: a dead member's
+       * failed probes are independent confirmations that shorten every timer,
+       * and a live one receives the accusation on the ping (the buddy system)
+       * and answers with its refutation — even when we missed its first one.
        */
       const outOfTurn = (now: number) =>
         Effect.gen(function* () {
           if (lastRoundOutOfTurn) return undefined
           const recent = (id: NodeId) => now - (lastProbed.get(id) ?? Number.NEGATIVE_INFINITY) < 2 * probeIntervalMs
-          for (const id of heardSuspects) {
-            heardSuspects.delete(id)
-            if (live.has(id) && !recent(id)) return id
+          let stalest: NodeId | undefined
+          for (const id of suspicions.keys()) {
+            if (!live.has(id) || recent(id)) continue
+            if (stalest === undefined || (lastProbed.get(id) ?? 0) < (lastProbed.get(stalest) ?? 0)) stalest = id
           }
+          if (stalest !== undefined) return stalest
           for (const reading of yield* phi.above(config.phiThreshold)) {
             const id = reading.id as NodeId
             if (live.has(id) && !recent(id)) return id

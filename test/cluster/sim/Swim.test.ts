@@ -10,7 +10,7 @@ import { assert, describe, expect, it } from "@effect/vitest"
 import { Effect, Random } from "effect"
 import { TestClock } from "effect/testing"
 import * as Codec from "../../../src/cluster/gossip/Codec.ts"
-import { NodeStateUpdate } from "../../../src/cluster/gossip/Messages.ts"
+import { NodeStateUpdate, Ping } from "../../../src/cluster/gossip/Messages.ts"
 import { SimNetwork } from "../../../src/cluster/gossip/SimNetwork.ts"
 import { Address } from "../../../src/cluster/Node.ts"
 import {
@@ -422,6 +422,55 @@ describe("dissemination limits", () => {
           expect(view?.incarnation).toBe(bNow.incarnation)
           expect(view?.tags.forged).toBeUndefined()
           expect((yield* a.cluster.stats).refutations).toBe(0)
+          expect((yield* a.cluster.localNode).incarnation).toBe(aNow.incarnation)
+          yield* stopAll(nodes)
+        })
+      ),
+    30_000
+  )
+
+  it.effect(
+    "a ping still carrying an old accusation is answered with the member's current Alive",
+    () =>
+      sim(
+        16,
+        Effect.gen(function* () {
+          const network = yield* SimNetwork
+          const nodes = yield* startCluster(3)
+          yield* advanceUntil(allSee(nodes, nodes, "Alive"), 10_000)
+          yield* TestClock.adjust(30 * P) // let every pending announcement finish its retransmissions
+          const a = nodes[0]!
+          const aNow = yield* a.cluster.localNode
+          const bId = (yield* nodes[1]!.cluster.localNode).id
+          // A member that missed a's last refutation pings it with the suspicion it still holds
+          // (Lifeguard's buddy system): the accusation is older than a's incarnation.
+          const reply = yield* runWithClock(
+            Effect.scoped(
+              Effect.gen(function* () {
+                const laggard = yield* network.attach(new Address({ host: "10.9.9.8", port: 7946 }))
+                const stale = new NodeStateUpdate(
+                  { nodeId: aNow.id, state: "Suspect", incarnation: aNow.incarnation - 1, from: bId },
+                  { disableChecks: true }
+                )
+                yield* laggard.send(
+                  a.address,
+                  Codec.encodePacket(
+                    { label: "shoal" },
+                    { messages: [new Ping({ seq: 7, from: bId, target: aNow.id })], updates: [stale] }
+                  )
+                )
+                const [packet] = yield* laggard.receive
+                return Codec.decodePacketResult("shoal", packet.payload)
+              })
+            )
+          )
+          assert.isTrue(reply._tag === "Success")
+          if (reply._tag !== "Success") return
+          expect(reply.success.messages.map((m) => m._tag)).toEqual(["Ack"])
+          const announcement = reply.success.updates.find((u) => u.nodeId === aNow.id)
+          expect(announcement?.state).toBe("Alive")
+          expect(announcement?.incarnation).toBe(aNow.incarnation)
+          // …without a new incarnation: nothing new was refuted.
           expect((yield* a.cluster.localNode).incarnation).toBe(aNow.incarnation)
           yield* stopAll(nodes)
         })
