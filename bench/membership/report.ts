@@ -70,10 +70,16 @@ const lossMetrics: ReadonlyArray<Metric<LossRun>> = [
     notApplicable: { serf: "not reported" }
   },
   {
-    label: "Probes saved by the TCP fallback ping",
+    label: "Probes only the TCP fallback ping saved (Serf's log)",
     digits: 0,
     pick: (r) => r.tcpRescues,
-    notApplicable: { shoal: "no fallback", "happn-swim": "no fallback" }
+    notApplicable: { shoal: "not reported", "happn-swim": "no fallback" }
+  },
+  {
+    label: "TCP fallback pings answered (shoal's `streamPingAcks`)",
+    digits: 0,
+    pick: (r) => r.tcpPingAcks,
+    notApplicable: { serf: "not reported", "happn-swim": "no fallback" }
   },
   { label: "Refutations", digits: 0, pick: (r) => r.refutations },
   {

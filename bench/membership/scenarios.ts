@@ -102,6 +102,8 @@ export interface LossRun {
   readonly deathsDeclared: number | null
   /** Serf only: probes that only memberlist's TCP fallback ping saved from raising a suspicion. */
   readonly tcpRescues: number | null
+  /** shoal only: TCP fallback pings answered (counter `streamPingAcks`), whether or not a helper also got through. */
+  readonly tcpPingAcks: number | null
   /** `failed` observations about live members, summed over observers. */
   readonly falseFailureEvents: number
   /** Distinct live members that at least one observer declared failed. */
@@ -381,6 +383,7 @@ export const runLoss = async (
           ? countKind(agents, "deathDeclared", from, to)
           : null,
       tcpRescues: system.id === "serf" ? countKind(agents, "tcpRescue", from, to) : null,
+      tcpPingAcks: isShoal ? statsDelta(agents, "streamPingAcks", from, to) : null,
       falseFailureEvents: failed.events,
       membersDeclaredFailed: failed.members,
       stillFailedAtEnd: stillFailed.size,

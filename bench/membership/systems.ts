@@ -127,7 +127,14 @@ export const shoal: MembershipSystem = {
         return about("left", name, self)
       case "Stats": {
         const counters: Record<string, number> = {}
-        for (const key of ["probes", "failedProbes", "suspicionsRaised", "deathsDeclared", "refutations"]) {
+        for (const key of [
+          "probes",
+          "failedProbes",
+          "suspicionsRaised",
+          "deathsDeclared",
+          "refutations",
+          "streamPingAcks"
+        ]) {
           if (typeof value[key] === "number") counters[key] = value[key]
         }
         return [{ kind: "stats", counters }]
