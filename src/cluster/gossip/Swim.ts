@@ -83,6 +83,12 @@ const refutationsMetric = Metric.counter("shoal_gossip_refutations", {
   description: "times this node refuted a suspicion of itself"
 })
 
+/**
+ * When a ping-req helper sends its nack, as a fraction of the ping timeout:
+ * early enough to reach the requestor before its probe interval ends.
+ */
+const NACK_AT = 0.8
+
 /** Coalescing window for phi heartbeats: packets closer together than this are one arrival. */
 const PHI_COALESCE_MILLIS = 10
 
@@ -517,14 +523,25 @@ export class Swim extends Context.Service<
             onNack: () => {}
           })
           yield* send(request.targetAddress, [new Ping({ seq: relaySeq, from: self.id, target: request.target })])
+          // The requestor counts nacks only until its probe interval ends — about one ping
+          // timeout after it asked us — so the nack must leave well before our own ping times
+          // out, or it always arrives late and the requestor blames its own health. An ack
+          // that comes after the nack is still relayed.
+          const timeout = awareness.scale(pingTimeoutMs)
+          const nackAfter = timeout * NACK_AT
+          const relayAck = send(from, [new Ack({ seq: request.seq, from: request.target })])
           yield* FiberSet.run(
             tasks,
             Deferred.await(answered).pipe(
-              Effect.timeoutOption(Duration.millis(awareness.scale(pingTimeoutMs))),
+              Effect.timeoutOption(Duration.millis(nackAfter)),
               Effect.flatMap((acked) =>
                 Option.isSome(acked)
-                  ? send(from, [new Ack({ seq: request.seq, from: request.target })])
-                  : send(from, [new Nack({ seq: request.seq, from: self.id })])
+                  ? relayAck
+                  : send(from, [new Nack({ seq: request.seq, from: self.id })]).pipe(
+                      Effect.andThen(Deferred.await(answered)),
+                      Effect.timeoutOption(Duration.millis(timeout - nackAfter)),
+                      Effect.flatMap((late) => (Option.isSome(late) ? relayAck : Effect.void))
+                    )
               ),
               Effect.ensuring(Effect.sync(() => waiters.delete(relaySeq)))
             )

@@ -120,6 +120,9 @@ describe("SWIM on the simulated network", () => {
           // timers: within the Dead update's L retransmissions (L·G) plus one gossip round.
           const spread = yield* advanceUntil(allSee(rest, [victim], "Dead"), (retransmits(n) + 1) * G, 10)
           assert.isDefined(spread, "the Dead verdict did not spread by gossip")
+          // The helpers' nacks reached every prober in time: a dead member is not taken as a sign
+          // of the prober's own bad health (Lifeguard), so nobody's probe interval is stretched.
+          for (const node of rest) expect((yield* node.cluster.stats).awareness).toBe(0)
           // …and nobody else was taken for dead on the way.
           for (const observer of rest) {
             for (const subject of rest) expect((yield* viewOf(observer, subject))?.state).toBe("Alive")
