@@ -94,9 +94,9 @@ describe("Cluster on 127.0.0.1", () => {
       const victim = yield* start({ nodeName: "victim", seedNodes: [seedOf(a)] }, { leaveOnClose: false })
       yield* waitFor("formed", allSee([a, b, victim], [a, b, victim], "Alive"))
       yield* stop(victim)
-      const took = yield* waitFor("victim Failed at a and b", allSee([a, b], [victim], "Dead"))
-      // a pass (2·200 ms) + a probe (200 ms) + suspicion (400 ms…2.4 s) + gossip: far below 10 s
-      expect(took).toBeLessThan(10_000)
+      // The deadline is a bound on a correct run, not a speed check: a pass (2·200 ms) + a probe
+      // (200 ms) + suspicion (400 ms…2.4 s) + gossip is far below it.
+      yield* waitFor("victim Failed at a and b", allSee([a, b], [victim], "Dead"), 10_000)
       yield* Effect.forEach([a, b], stop, { discard: true })
     })
   )
