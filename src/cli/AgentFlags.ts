@@ -14,7 +14,7 @@
  */
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Flag from "effect/cli/Flag"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as ClusterConfig from "../cluster/Config.ts"
@@ -329,34 +329,9 @@ const fieldOfVariable: ReadonlyMap<string, Field> = new Map<string, Field>(
   ])
 )
 
-/** The fields read as durations; their variables also accept the shorthand of {@link parseDuration}. */
-const durationFields = [
-  "probeInterval",
-  "pingTimeout",
-  "gossipInterval",
-  "gossipToTheDeadTime",
-  "pushPullInterval",
-  "reconnectInterval",
-  "reapAfter",
-  "tombstoneTtl",
-  "joinTimeout",
-  "retryJoinInterval",
-  "leaveTimeout",
-  "phiMinStdDeviation",
-  "phiAcceptablePause",
-  "healthCheckInterval",
-  "healthCheckTimeout"
-] as const satisfies ReadonlyArray<DurationField>
-
-const durationVariables: ReadonlySet<string> = new Set(
-  durationFields.map((field) => ClusterConfig.environmentVariables[field])
-)
-
 /**
  * The active config provider, seen through the flags: variables of fields
- * a flag set are hidden (flags win), and duration variables written in the
- * shorthand `fromEnv` does not know (`SHOAL_PROBE_INTERVAL=200ms`) are
- * handed to it as milliseconds.
+ * a flag set are hidden, so flags win over the environment.
  */
 const shadowed = (provider: ConfigProvider.ConfigProvider, input: ClusterConfig.Input) => {
   const hidden: ReadonlySet<string> = new Set(
@@ -366,16 +341,7 @@ const shadowed = (provider: ConfigProvider.ConfigProvider, input: ClusterConfig.
   )
   return ConfigProvider.make((path) => {
     const variable = path.length === 1 && typeof path[0] === "string" ? path[0] : undefined
-    if (variable !== undefined && hidden.has(variable)) return Effect.succeed(undefined)
-    return provider.load(path).pipe(
-      Effect.map((node) => {
-        if (variable === undefined || node?._tag !== "Value" || !durationVariables.has(variable)) return node
-        return Option.match(parseDuration(node.value), {
-          onNone: () => node,
-          onSome: (d) => (Duration.isFinite(d) ? ConfigProvider.makeValue(String(Duration.toMillis(d))) : node)
-        })
-      })
-    )
+    return variable !== undefined && hidden.has(variable) ? Effect.succeed(undefined) : provider.load(path)
   })
 }
 
