@@ -4,7 +4,7 @@
  * sockets on 127.0.0.1 (short cluster timings), plus the demo script itself.
  */
 import { spawn } from "node:child_process"
-import { assert, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Layer, Option, Ref, Scope, Stream } from "effect"
 import { runClient } from "../../examples/connection_swap/client.ts"
 import { type Assignment, Director, directorLayer } from "../../examples/connection_swap/director.ts"
@@ -12,6 +12,7 @@ import { workerLayer } from "../../examples/connection_swap/worker.ts"
 import type * as ClusterConfig from "../../src/cluster/Config.ts"
 import { RpcServer } from "../../src/index.ts"
 import { certs } from "../fixtures/certs.ts"
+import { waitFor } from "../fixtures/live.ts"
 
 const fast: ClusterConfig.Input = {
   probeInterval: "200 millis",
@@ -77,16 +78,6 @@ const startWorker = (
   })
 
 const stop = (running: { readonly scope: Scope.Closeable }) => Scope.close(running.scope, Exit.void)
-
-/** Polls every 20 ms; fails the test after `deadline` ms. */
-const waitFor = (what: string, condition: Effect.Effect<boolean>, deadline = 10_000) =>
-  Effect.gen(function* () {
-    const started = Date.now()
-    while (!(yield* condition)) {
-      if (Date.now() - started > deadline) return assert.fail(`timed out after ${deadline} ms: ${what}`)
-      yield* Effect.sleep("20 millis")
-    }
-  })
 
 const healthyWorkers = (director: RunningDirector) =>
   Effect.map(director.cluster.nodesByTags({ role: "worker", healthy: "true" }), (nodes) =>

@@ -3,24 +3,14 @@
  * timings so failure detection takes well under a second. Every wait is a
  * poll with a deadline, never a fixed sleep standing in for an assertion.
  */
-import { assert, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { Cluster, type LayerOptions } from "../../src/cluster/Cluster.ts"
 import type * as ClusterConfig from "../../src/cluster/Config.ts"
 import { type ClusterNode, formatAddress, type NodeState } from "../../src/cluster/Node.ts"
+import { fastCluster, waitFor } from "../fixtures/live.ts"
 
-/** Fast timings: suspicion min = 2 · 1 · 200 ms = 400 ms. */
-const fast: ClusterConfig.Input = {
-  bindAddress: "127.0.0.1:0",
-  probeInterval: "200 millis",
-  pingTimeout: "100 millis",
-  gossipInterval: "50 millis",
-  suspicionMult: 2,
-  pushPullInterval: "2 seconds",
-  reconnectInterval: "1 second",
-  leaveTimeout: "1 second",
-  joinTimeout: "3 seconds"
-}
+const fast = fastCluster
 
 interface RealNode {
   readonly cluster: Cluster["Service"]
@@ -39,17 +29,6 @@ const start = (input: ClusterConfig.Input, options: LayerOptions = {}) =>
   })
 
 const stop = (node: RealNode) => Scope.close(node.scope, Exit.void)
-
-/** Polls `condition` every 20 ms until it holds; fails the test after `deadlineMillis`. */
-const waitFor = (what: string, condition: Effect.Effect<boolean>, deadlineMillis = 10_000) =>
-  Effect.gen(function* () {
-    const started = Date.now()
-    while (!(yield* condition)) {
-      if (Date.now() - started > deadlineMillis) return assert.fail(`timed out after ${deadlineMillis} ms: ${what}`)
-      yield* Effect.sleep("20 millis")
-    }
-    return Date.now() - started
-  })
 
 const stateOf = (observer: RealNode, subject: RealNode) =>
   Effect.map(observer.cluster.members, (members) => members.find((m) => m.id === subject.self.id)?.state)

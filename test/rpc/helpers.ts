@@ -4,7 +4,7 @@
  * the generated certificates, and servers started in their own scopes so a
  * test can stop one in the middle.
  */
-import { assert } from "@effect/vitest"
+
 import { Context, Deferred, Effect, Exit, Layer, Schema, Scope, Stream } from "effect"
 import { Rpc, RpcGroup } from "effect/rpc"
 import type { LayerOptions } from "../../src/cluster/Cluster.ts"
@@ -13,6 +13,10 @@ import { Idempotent } from "../../src/rpc/ClusterClient.ts"
 import * as RpcConfig from "../../src/rpc/RpcConfig.ts"
 import { RpcServer, type ServerOptions } from "../../src/rpc/RpcServer.ts"
 import type { TestCerts } from "../fixtures/certs.ts"
+
+import { fastCluster } from "../fixtures/live.ts"
+
+export { fastCluster, waitFor } from "../fixtures/live.ts"
 
 export class Reply extends Schema.Class<Reply>("test/Reply")({ text: Schema.String, node: Schema.String }) {}
 
@@ -82,19 +86,6 @@ export const handlers = (probe: Probe) =>
     )
   )
 
-/** Fast cluster timings on 127.0.0.1 (suspicion ≥ 2 · 200 ms). */
-export const fastCluster: ClusterConfig.Input = {
-  bindAddress: "127.0.0.1:0",
-  probeInterval: "200 millis",
-  pingTimeout: "100 millis",
-  gossipInterval: "50 millis",
-  suspicionMult: 2,
-  pushPullInterval: "2 seconds",
-  reconnectInterval: "1 second",
-  leaveTimeout: "1 second",
-  joinTimeout: "3 seconds"
-}
-
 /** A server (and client) configuration on 127.0.0.1 with the node certificate. */
 export const nodeConfig = (certs: TestCerts, input: RpcConfig.Input = {}) =>
   RpcConfig.make({
@@ -146,16 +137,6 @@ export const startMember = (
   Effect.gen(function* () {
     const config = yield* nodeConfig(certs, { cluster: { ...fastCluster, nodeName: name, ...cluster } })
     return yield* startServer(config, makeProbe(name), options)
-  })
-
-/** Polls `condition` every 20 ms until it holds; fails the test after `deadlineMillis`. */
-export const waitFor = (what: string, condition: Effect.Effect<boolean>, deadlineMillis = 10_000) =>
-  Effect.gen(function* () {
-    const started = Date.now()
-    while (!(yield* condition)) {
-      if (Date.now() - started > deadlineMillis) return assert.fail(`timed out after ${deadlineMillis} ms: ${what}`)
-      yield* Effect.sleep("20 millis")
-    }
   })
 
 /** Fails the test (instead of hanging it) when `effect` takes longer than `limit`. */
