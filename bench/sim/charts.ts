@@ -11,7 +11,7 @@ import { join } from "node:path"
 import { parse, View } from "vega"
 import { compile, type TopLevelSpec } from "vega-lite"
 import type { LossRow, SimResults, SizeRow } from "../sim.ts"
-import { allDetectionMillis, disseminationMillis, firstDetectionMillis, fitLog, fitProportional } from "./theory.ts"
+import { allDetectionMillis, disseminationMillis, firstDetectionMillis, fitLog, fitPower } from "./theory.ts"
 
 interface Point {
   readonly x: number
@@ -73,8 +73,10 @@ const lineChart = (
   subtitle: ReadonlyArray<string>,
   points: ReadonlyArray<Point>,
   x: { readonly title: string; readonly log: boolean },
-  y: { readonly title: string; readonly symlog?: boolean }
+  y: { readonly title: string; readonly symlog?: boolean; readonly log?: boolean }
 ): TopLevelSpec => {
+  const xMin = Math.min(...points.map((p) => p.x))
+  const xMax = Math.max(...points.map((p) => p.x))
   const domain: Array<string> = []
   const range: Array<string> = []
   for (const p of points) {
@@ -95,15 +97,20 @@ const lineChart = (
         field: "x",
         type: "quantitative",
         title: x.title,
-        scale: x.log ? { type: "log" } : { zero: true },
+        scale: x.log ? { type: "log", domain: [xMin, xMax], nice: false } : { zero: true },
         axis: x.log ? { values: [10, 20, 50, 100, 200, 500, 1000, 2000, 5000], format: "d" } : {}
       },
       y: {
         field: "y",
         type: "quantitative",
         title: y.title,
-        scale: y.symlog === true ? { type: "symlog" } : { zero: true },
-        axis: y.symlog === true ? { values: [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] } : {}
+        scale: y.symlog === true ? { type: "symlog" } : y.log === true ? { type: "log" } : { zero: true },
+        axis:
+          y.symlog === true
+            ? { values: [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] }
+            : y.log === true
+              ? { values: [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500] }
+              : {}
       },
       color: {
         field: "series",
@@ -145,7 +152,7 @@ const convergence = (rows: ReadonlyArray<SizeRow>): TopLevelSpec => {
   const join = measured(rows, "one node joins a formed cluster: until all see it alive", BLUE, (r) => r.joinMs)
   const leave = measured(rows, "one node leaves: until all hold it left", GREEN, (r) => r.leaveMs)
   const formation = measured(rows, "formation from nothing: until all see all N alive", PURPLE, (r) => r.formationMs)
-  const linear = fitProportional(formation.map((p) => [p.x, p.y] as const))
+  const power = fitPower(formation.map((p) => [p.x, p.y] as const))
   const one = lineChart(
     "Dissemination of one change against cluster size (simulated)",
     ["Default timings: gossip to 3 members every 200 ms,", "plus piggybacking on every probe and ack"],
@@ -162,24 +169,24 @@ const convergence = (rows: ReadonlyArray<SizeRow>): TopLevelSpec => {
     "Formation from nothing against cluster size (simulated)",
     [
       "Node 0, then batches of 50 joining through random running members; every",
-      "joiner re-gossips the whole membership it pulled, so this grows like N"
+      "joiner re-gossips the whole membership it pulled, so this grows about like N"
     ],
     [
       ...formation,
-      ...(linear === undefined
+      ...(power === undefined
         ? []
         : ns.map(
             (n): Point => ({
               x: n,
-              y: linear * n,
-              series: `least-squares fit ∝ N: ${(linear * 1000).toFixed(1)} ms × N`,
+              y: power.a * n ** power.b,
+              series: `least-squares fit: ${(power.a * 1000).toFixed(1)} ms × N^${power.b.toFixed(2)}`,
               kind: "model",
               color: PURPLE
             })
           ))
     ],
     { title: "cluster size N (log scale)", log: true },
-    { title: "simulated seconds" }
+    { title: "simulated seconds (log scale)", log: true }
   )
   return stacked([one, all])
 }

@@ -85,13 +85,19 @@ export const fitLog = (points: ReadonlyArray<readonly [number, number]>): { a: n
   return { a: my - b * mx, b }
 }
 
-/** Least-squares fit of `y = b·x` (through the origin); returns `b`. */
-export const fitProportional = (points: ReadonlyArray<readonly [number, number]>): number | undefined => {
+/** Least-squares fit of `y = a·x^b` on log-log axes (every point must be positive). */
+export const fitPower = (points: ReadonlyArray<readonly [number, number]>): { a: number; b: number } | undefined => {
+  const logs = points.filter(([x, y]) => x > 0 && y > 0).map(([x, y]) => [Math.log10(x), Math.log10(y)] as const)
+  if (logs.length < 2) return undefined
+  const mx = logs.reduce((s, [x]) => s + x, 0) / logs.length
+  const my = logs.reduce((s, [, y]) => s + y, 0) / logs.length
   let sxy = 0
   let sxx = 0
-  for (const [x, y] of points) {
-    sxy += x * y
-    sxx += x * x
+  for (const [x, y] of logs) {
+    sxy += (x - mx) * (y - my)
+    sxx += (x - mx) ** 2
   }
-  return sxx === 0 ? undefined : sxy / sxx
+  if (sxx === 0) return undefined
+  const b = sxy / sxx
+  return { a: 10 ** (my - b * mx), b }
 }
