@@ -49,6 +49,8 @@ const revision = (): string => {
     return "unknown"
   }
 }
+/** Read at start: the tree may change while a long run goes on. */
+const commit = revision()
 
 // --- real UDP nodes ---
 
@@ -250,7 +252,7 @@ const main = Effect.gen(function* () {
     loadBefore: loadBefore.map((l) => Number(l.toFixed(2))),
     loadAfter: loadavg().map((l) => Number(l.toFixed(2))),
     date: new Date().toISOString(),
-    commit: revision()
+    commit
   }
   for (const r of real) {
     console.log("")

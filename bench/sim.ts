@@ -366,6 +366,8 @@ const revision = (): string => {
     return "unknown"
   }
 }
+/** Read at start: the tree may change while a long run goes on. */
+const commit = revision()
 const secs = (since: number) => `${((performance.now() - since) / 1000).toFixed(1)} s`
 const fmt = (ms: number | undefined) => (ms === undefined ? "—" : `${(ms / 1000).toFixed(1)} s`)
 
@@ -450,7 +452,7 @@ const main = Effect.gen(function* () {
       loadBefore: loadBefore.map((l) => Number(l.toFixed(2))),
       loadAfter: loadavg().map((l) => Number(l.toFixed(2))),
       date: new Date().toISOString(),
-      commit: revision()
+      commit
     },
     timings: { ...defaultTimings, pingTimeout: 500, suspicionMaxTimeoutMult: 6 },
     sizes: merge(sizeRows, fresh ? [] : (old.sizes ?? []), (r) => r.n),
