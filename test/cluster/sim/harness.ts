@@ -48,7 +48,9 @@ export const startNode = (
     })
     const scope = yield* Scope.make()
     const build = Layer.buildWithScope(
-      Cluster.layerWithTransport(config).pipe(
+      // Closing a node's scope just stops it; `leave` below leaves explicitly first. A node that
+      // left on close would spend simulated time (up to leaveTimeout) inside `crash`.
+      Cluster.layerWithTransport(config, { leaveOnClose: false }).pipe(
         Layer.provide(
           wrap === undefined
             ? SimNetwork.transport(address)
@@ -71,17 +73,18 @@ export const startCluster = (n: number, input: ClusterConfig.Input = {}) =>
     return nodes
   })
 
-/** Closes a node's scope without a graceful leave: to the others it has crashed. */
+/** Stops a node without a word: to the others it has crashed. Takes no simulated time. */
 export const crash = (node: SimNode) =>
   Effect.gen(function* () {
     const network = yield* SimNetwork
     // Cut it off first so nothing it does while shutting down reaches the others.
     yield* network.isolate(node.address)
-    yield* runWithClock(Scope.close(node.scope, Exit.void))
+    yield* Scope.close(node.scope, Exit.void)
   })
 
-/** Closes a node's scope, which leaves gracefully (that takes simulated time). */
-export const leave = (node: SimNode) => runWithClock(Scope.close(node.scope, Exit.void))
+/** Leaves gracefully (which takes simulated time: it waits until its Left went out), then stops. */
+export const leave = (node: SimNode) =>
+  runWithClock(node.cluster.leave.pipe(Effect.andThen(Scope.close(node.scope, Exit.void))))
 
 export const stopAll = (nodes: ReadonlyArray<SimNode>) =>
   runWithClock(
