@@ -25,7 +25,6 @@
  * @since 0.1.0
  */
 import { networkInterfaces } from "node:os"
-import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -45,7 +44,7 @@ import { Address, type ClusterNode, formatAddress, type Tags } from "../cluster/
 import * as RpcConfig from "./RpcConfig.ts"
 import * as Serialization from "./Serialization.ts"
 import { coalesceHandlers } from "./Streaming.ts"
-import { autoCork, serverOptions } from "./Tls.ts"
+import { serverOptions } from "./Tls.ts"
 
 /** How the server runs, beyond its configuration. */
 export interface ServerOptions {
@@ -106,18 +105,6 @@ const listenError = (address: Address) => (error: SocketServer.SocketServerError
     cause: error
   })
 }
-
-/** The same server, with every accepted connection's writes batched per tick (see `autoCork`). */
-const withAutoCork = (server: SocketServer.SocketServer["Service"]): SocketServer.SocketServer["Service"] => ({
-  ...server,
-  run: (handler) =>
-    server.run((socket) =>
-      Effect.flatMap(Effect.serviceOption(NodeSocket.NetSocket), (conn) => {
-        if (Option.isSome(conn)) autoCork(conn.value)
-        return handler(socket)
-      })
-    )
-})
 
 /** The cluster config a server starts with: `rpcAddress` filled in unless the user set it. */
 const withRpcAddress = (config: ClusterConfig.ClusterConfig, rpcAddress: Address) =>
@@ -201,7 +188,7 @@ export class RpcServer extends Context.Service<
       // 3. serve
       const serialization = yield* Layer.build(Serialization.layer)
       const protocol = yield* EffectRpcServer.makeProtocolSocketServer.pipe(
-        Effect.provideService(SocketServer.SocketServer, withAutoCork(socketServer)),
+        Effect.provideService(SocketServer.SocketServer, socketServer),
         Effect.provide(serialization),
         Scope.provide(listenerScope)
       )

@@ -20,30 +20,6 @@ import { type Address, formatAddress } from "../cluster/Node.ts"
 import { ConnectionFailed } from "./Errors.ts"
 import { clientIdentity, type RpcConfig } from "./RpcConfig.ts"
 
-/**
- * Makes the writes of one tick leave together: the first write corks the
- * socket and the next tick uncorks it. effect/rpc writes every message on its
- * own; with many calls in flight that is a TLS record and a system call per
- * message, where one of each per tick will do. The return value of `write`
- * (and so backpressure through `drain`) is unchanged.
- */
-export const autoCork = (socket: Net.Socket): void => {
-  const write = socket.write
-  let corked = false
-  const uncork = () => {
-    corked = false
-    socket.uncork()
-  }
-  socket.write = function (this: Net.Socket, ...args: Parameters<Net.Socket["write"]>) {
-    if (!corked && !this.destroyed) {
-      corked = true
-      this.cork()
-      process.nextTick(uncork)
-    }
-    return (write as (...args: Parameters<Net.Socket["write"]>) => boolean).apply(this, args)
-  } as Net.Socket["write"]
-}
-
 /** Options for `tls.createServer` and `server.listen`; the caller has checked that a certificate is configured. */
 export const serverOptions = (config: RpcConfig): Tls.TlsOptions & Net.ListenOptions => {
   const { certificate, key, ca } = config.tls
@@ -119,7 +95,6 @@ export const dial = (address: Address, config: RpcConfig): Effect.Effect<Tls.TLS
     const socket = Tls.connect(clientOptions(address, config))
     socket.setNoDelay(true)
     socket.setKeepAlive(true, Duration.toMillis(config.keepAlive))
-    autoCork(socket)
     let settled = false
     const cleanup = () => {
       socket.off("secureConnect", onSecure)
