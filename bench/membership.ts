@@ -1,7 +1,10 @@
 /**
  * Real processes, side by side: shoal agents against HashiCorp Serf agents
  * (and happn-swim when installed) on this machine, with the same timing
- * profile (memberlist's LAN defaults, which are shoal's defaults too).
+ * profile (memberlist's LAN defaults, which are shoal's defaults too). A
+ * fourth column, shoal-fast, keeps the probe interval, ping timeout and
+ * gossip but halves the suspicion floor while demanding the same two
+ * independent confirmations (see systems.ts).
  *
  *   npm run bench:membership             # N = 5, 10, 25 × 3 repetitions, plus 10 % loss at N = 10
  *   npm run bench:membership -- --quick  # smoke test: N = 5, one repetition, short loss window
@@ -65,7 +68,7 @@ if (has("help") || has("h")) {
       "  --quick               N = 5, one repetition, 20 s loss window at N = 5 (smoke test)",
       "  --n 5,10,25           cluster sizes (or as positional numbers)",
       "  --reps 3              repetitions per system and size (medians reported)",
-      "  --systems a,b         among shoal, serf, happn-swim (default: all installed)",
+      "  --systems a,b         among shoal, shoal-fast, serf, happn-swim (default: all installed)",
       "  --idle 20             idle window, seconds",
       "  --settle 5            wait after formation before measuring, seconds",
       "  --loss 10             loss percent of the loss variant",
@@ -102,8 +105,12 @@ if (flag("shoal-root")) setShoalRoot(resolve(flag("shoal-root")!))
 
 const log = (line: string) => process.stderr.write(`${line}\n`)
 
-const requested = (flag("systems") || "shoal,serf,happn-swim").split(",").map((s) => s.trim()) as Array<SystemId>
-for (const s of requested) if (!(s in systems)) throw new Error(`unknown system ${s} (shoal, serf, happn-swim)`)
+const requested = (flag("systems") || "shoal,shoal-fast,serf,happn-swim")
+  .split(",")
+  .map((s) => s.trim()) as Array<SystemId>
+for (const s of requested) {
+  if (!(s in systems)) throw new Error(`unknown system ${s} (${Object.keys(systems).join(", ")})`)
+}
 const notes: Array<string> = []
 const chosen = requested.filter((s) => {
   if (s !== "happn-swim" || happnSwimInstalled()) return true

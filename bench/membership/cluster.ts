@@ -88,7 +88,8 @@ export class Cluster {
   }
 
   nameOf(index: number): string {
-    return `${this.options.system.id === "serf" ? "serf" : this.options.system.id === "shoal" ? "shoal" : "happn"}-${index}`
+    const family = this.options.system.family
+    return `${family === "happn-swim" ? "happn" : family}-${index}`
   }
 
   get seedAddress(): string {

@@ -114,8 +114,17 @@ const table = <R extends { readonly system: string; readonly n: number }>(
   systems: ReadonlyArray<SystemId>,
   sizes: ReadonlyArray<number>
 ): string => {
+  // Other shoal configurations get their own ratio to Serf beside their column.
   const others = systems.filter((s) => s !== "shoal" && s !== "serf")
-  const header = ["Figure (median)", "N", "shoal", "serf", "shoal / serf", ...others]
+  const withRatio = (s: SystemId) => s.startsWith("shoal")
+  const header = [
+    "Figure (median)",
+    "N",
+    "shoal",
+    "serf",
+    "shoal / serf",
+    ...others.flatMap((s) => (withRatio(s) ? [s, `${s} / serf`] : [s]))
+  ]
   const lines = [`| ${header.join(" | ")} |`, `| ${header.map((_, i) => (i < 2 ? "---" : "---:")).join(" | ")} |`]
   for (const metric of metrics) {
     for (const n of sizes) {
@@ -125,9 +134,10 @@ const table = <R extends { readonly system: string; readonly n: number }>(
         if (mine.length > 0) cells.set(s, cell(mine, metric.pick))
       }
       if (cells.size === 0) continue
-      const f = (s: SystemId) => format(cells.get(s), metric.digits, metric.notApplicable?.[s])
+      const f = (s: SystemId) => format(cells.get(s), metric.digits, metric.notApplicable?.[withRatio(s) ? "shoal" : s])
       const row = [metric.label, String(n), f("shoal"), f("serf"), ratio(cells.get("shoal"), cells.get("serf"))]
-      lines.push(`| ${[...row, ...others.map(f)].join(" | ")} |`)
+      const rest = others.flatMap((s) => (withRatio(s) ? [f(s), ratio(cells.get(s), cells.get("serf"))] : [f(s)]))
+      lines.push(`| ${[...row, ...rest].join(" | ")} |`)
     }
   }
   return lines.join("\n")

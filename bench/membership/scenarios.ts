@@ -320,7 +320,9 @@ const countKind = (agents: ReadonlyArray<Agent>, kind: string, from: number, to:
 
 /** Failed probes that accused a member: shoal's `suspicionsRaised` counter, the others' log or event lines. */
 const suspicionsRaised = (system: MembershipSystem, agents: ReadonlyArray<Agent>, from: number, to: number) =>
-  system.id === "shoal" ? statsDelta(agents, "suspicionsRaised", from, to) : countKind(agents, "probeFailed", from, to)
+  system.family === "shoal"
+    ? statsDelta(agents, "suspicionsRaised", from, to)
+    : countKind(agents, "probeFailed", from, to)
 
 /** shoal's counter `key` summed over agents: last Stats line before `to` minus last before `from`. */
 const statsDelta = (agents: ReadonlyArray<Agent>, key: string, from: number, to: number) => {
@@ -355,7 +357,7 @@ export const runLoss = async (
     const to = now()
     const c1 = netns.counters()
     const agents = cluster.agents
-    const isShoal = system.id === "shoal"
+    const isShoal = system.family === "shoal"
     const failed = countFailedAbout(agents, new Set(), from, to)
     const udpPackets = c1.udpPackets - c0.udpPackets
     const stillFailed = new Set(agents.flatMap((a) => [...a.view].filter(([, v]) => v === "failed").map(([k]) => k)))
@@ -375,14 +377,14 @@ export const runLoss = async (
       udpPackets,
       measuredLossPercent: udpPackets === 0 ? 0 : (100 * (c1.dropped - c0.dropped)) / udpPackets,
       suspicionsRaised: suspicionsRaised(system, agents, from, to),
-      suspectEvents: system.id === "serf" ? null : countKind(agents, "suspect", from, to),
+      suspectEvents: system.family === "serf" ? null : countKind(agents, "suspect", from, to),
       refutations: isShoal ? statsDelta(agents, "refutations", from, to) : countKind(agents, "refuted", from, to),
       deathsDeclared: isShoal
         ? statsDelta(agents, "deathsDeclared", from, to)
-        : system.id === "serf"
+        : system.family === "serf"
           ? countKind(agents, "deathDeclared", from, to)
           : null,
-      tcpRescues: system.id === "serf" ? countKind(agents, "tcpRescue", from, to) : null,
+      tcpRescues: system.family === "serf" ? countKind(agents, "tcpRescue", from, to) : null,
       tcpPingAcks: isShoal ? statsDelta(agents, "streamPingAcks", from, to) : null,
       falseFailureEvents: failed.events,
       membersDeclaredFailed: failed.members,

@@ -41,10 +41,14 @@ export interface AgentSpec {
   readonly seed: string | undefined
 }
 
-export type SystemId = "shoal" | "serf" | "happn-swim"
+export type SystemId = "shoal" | "shoal-fast" | "serf" | "happn-swim"
+
+/** Which implementation a system runs (shoal-fast is shoal with other settings). */
+export type Family = "shoal" | "serf" | "happn-swim"
 
 export interface MembershipSystem {
   readonly id: SystemId
+  readonly family: Family
   /** Whether the agent announces a graceful leave on SIGINT. */
   readonly gracefulLeave: boolean
   command(spec: AgentSpec): readonly [string, ReadonlyArray<string>]
@@ -83,6 +87,7 @@ const shoalStates: Readonly<Record<string, "alive" | "suspect" | "failed" | "lef
 
 export const shoal: MembershipSystem = {
   id: "shoal",
+  family: "shoal",
   gracefulLeave: true,
   command: (spec) => [
     nodeBinary,
@@ -145,6 +150,21 @@ export const shoal: MembershipSystem = {
   }
 }
 
+/**
+ * shoal with half the suspicion floor (suspicionMult 2: 2 s below 10 members)
+ * but the same evidence as the defaults — two independent confirmations
+ * before the floor applies, 12 s with none. Same probe interval, ping timeout
+ * and gossip as everyone else: the crash-detection target's configuration.
+ */
+export const shoalFast: MembershipSystem = {
+  ...shoal,
+  id: "shoal-fast",
+  command: (spec) => {
+    const [binary, args] = shoal.command(spec)
+    return [binary, [...args, "--suspicion-mult", "2", "--suspicion-confirmations", "2"]]
+  }
+}
+
 // --- HashiCorp Serf ---
 
 const serfPatterns: ReadonlyArray<readonly [RegExp, (m: RegExpExecArray, self: string) => ReadonlyArray<Observation>]> =
@@ -169,6 +189,7 @@ const serfPatterns: ReadonlyArray<readonly [RegExp, (m: RegExpExecArray, self: s
 
 export const serf: MembershipSystem = {
   id: "serf",
+  family: "serf",
   gracefulLeave: true,
   command: (spec) => [
     "serf",
@@ -200,6 +221,7 @@ const happnStates: Readonly<Record<string, "alive" | "suspect" | "failed">> = {
 
 export const happnSwim: MembershipSystem = {
   id: "happn-swim",
+  family: "happn-swim",
   // leave() only closes the socket: the others find out by failure detection.
   gracefulLeave: false,
   command: (spec) => [
@@ -236,6 +258,7 @@ export const happnSwimInstalled = (): boolean => {
 
 export const systems: Readonly<Record<SystemId, MembershipSystem>> = {
   shoal,
+  "shoal-fast": shoalFast,
   serf,
   "happn-swim": happnSwim
 }

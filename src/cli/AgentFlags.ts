@@ -45,6 +45,7 @@ export const flagNames = {
   gossipToTheDeadTime: "gossip-to-the-dead-time",
   suspicionMult: "suspicion-mult",
   suspicionMaxTimeoutMult: "suspicion-max-timeout-mult",
+  suspicionConfirmations: "suspicion-confirmations",
   retransmitMult: "retransmit-mult",
   awarenessMaxMultiplier: "awareness-max-multiplier",
   pushPullInterval: "push-pull-interval",
@@ -152,6 +153,16 @@ export const agentFlags = {
   gossipToTheDeadTime: durationFlag("gossipToTheDeadTime", "How long dead members still receive gossip"),
   suspicionMult: numberFlag("suspicionMult", "Suspicion timeout multiplier (≥ 1)"),
   suspicionMaxTimeoutMult: numberFlag("suspicionMaxTimeoutMult", "Upper bound of the suspicion timeout (≥ 1)"),
+  suspicionConfirmations: Flag.Int(flagNames.suspicionConfirmations).pipe(
+    Flag.withDescription(
+      describe(
+        "suspicionConfirmations",
+        "Independent accusers that shrink a suspicion to its minimum timeout (0..64)",
+        "suspicion-mult − 2"
+      )
+    ),
+    Flag.optional
+  ),
   retransmitMult: intFlag("retransmitMult", "Retransmissions of each update, times log10(N+1) (1..64)"),
   awarenessMaxMultiplier: intFlag("awarenessMaxMultiplier", "Cap of the local health multiplier (1..64)"),
   pushPullInterval: durationFlag("pushPullInterval", "Time between full-state exchanges"),
@@ -209,6 +220,7 @@ export interface AgentFlags {
   readonly gossipToTheDeadTime: Option.Option<Duration.Duration>
   readonly suspicionMult: Option.Option<number>
   readonly suspicionMaxTimeoutMult: Option.Option<number>
+  readonly suspicionConfirmations: Option.Option<number>
   readonly retransmitMult: Option.Option<number>
   readonly awarenessMaxMultiplier: Option.Option<number>
   readonly pushPullInterval: Option.Option<Duration.Duration>
@@ -249,6 +261,7 @@ export const emptyAgentFlags: AgentFlags = {
   gossipToTheDeadTime: Option.none(),
   suspicionMult: Option.none(),
   suspicionMaxTimeoutMult: Option.none(),
+  suspicionConfirmations: Option.none(),
   retransmitMult: Option.none(),
   awarenessMaxMultiplier: Option.none(),
   pushPullInterval: Option.none(),
@@ -298,6 +311,7 @@ export const toConfigInput = (flags: AgentFlags): ClusterConfig.Input => {
     "gossipToTheDeadTime",
     "suspicionMult",
     "suspicionMaxTimeoutMult",
+    "suspicionConfirmations",
     "retransmitMult",
     "awarenessMaxMultiplier",
     "pushPullInterval",

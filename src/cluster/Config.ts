@@ -53,6 +53,7 @@ export class ClusterConfig extends Schema.Class<ClusterConfig>("shoal/ClusterCon
   gossipToTheDeadTime: Schema.Duration,
   suspicionMult: Schema.Number,
   suspicionMaxTimeoutMult: Schema.Number,
+  suspicionConfirmations: Schema.optionalKey(Schema.Int),
   retransmitMult: Schema.Int,
   awarenessMaxMultiplier: Schema.Int,
   pushPullInterval: Schema.Duration,
@@ -99,6 +100,13 @@ export interface Input {
   readonly gossipToTheDeadTime?: DurationInput | undefined
   readonly suspicionMult?: number | undefined
   readonly suspicionMaxTimeoutMult?: number | undefined
+  /**
+   * Independent confirmations that bring a suspicion's timeout down to its
+   * minimum (Lifeguard's `k`); unset, `suspicionMult − 2` as memberlist ties it.
+   * Setting it apart lets a lower `suspicionMult` (a shorter floor) still
+   * demand the same evidence before anyone is declared dead.
+   */
+  readonly suspicionConfirmations?: number | undefined
   readonly retransmitMult?: number | undefined
   readonly awarenessMaxMultiplier?: number | undefined
   readonly pushPullInterval?: DurationInput | undefined
@@ -293,6 +301,12 @@ const checkFields = (c: ClusterConfig): InvalidConfiguration | undefined => {
   if (!(Number.isFinite(c.suspicionMaxTimeoutMult) && c.suspicionMaxTimeoutMult >= 1)) {
     return invalid("suspicionMaxTimeoutMult", "must be ≥ 1")
   }
+  if (
+    c.suspicionConfirmations !== undefined &&
+    !(Number.isInteger(c.suspicionConfirmations) && c.suspicionConfirmations >= 0 && c.suspicionConfirmations <= 64)
+  ) {
+    return invalid("suspicionConfirmations", "must be an integer in 0..64")
+  }
   if (!(Number.isFinite(c.phiThreshold) && c.phiThreshold > 0)) return invalid("phiThreshold", "must be > 0")
   const bound = aliveAnnouncementBound(c)
   if (bound > c.maxPacketSize - PACKET_OVERHEAD_RESERVE) {
@@ -359,6 +373,7 @@ export const make = Effect.fnUntraced(function* (input: Input = {}) {
       gossipNodes: input.gossipNodes ?? defaults.gossipNodes,
       suspicionMult: input.suspicionMult ?? defaults.suspicionMult,
       suspicionMaxTimeoutMult: input.suspicionMaxTimeoutMult ?? defaults.suspicionMaxTimeoutMult,
+      ...(input.suspicionConfirmations === undefined ? {} : { suspicionConfirmations: input.suspicionConfirmations }),
       retransmitMult: input.retransmitMult ?? defaults.retransmitMult,
       awarenessMaxMultiplier: input.awarenessMaxMultiplier ?? defaults.awarenessMaxMultiplier,
       retryJoin: input.retryJoin ?? defaults.retryJoin,
@@ -417,6 +432,7 @@ export const environmentVariables = {
   gossipToTheDeadTime: "SHOAL_GOSSIP_TO_THE_DEAD_TIME",
   suspicionMult: "SHOAL_SUSPICION_MULT",
   suspicionMaxTimeoutMult: "SHOAL_SUSPICION_MAX_TIMEOUT_MULT",
+  suspicionConfirmations: "SHOAL_SUSPICION_CONFIRMATIONS",
   retransmitMult: "SHOAL_RETRANSMIT_MULT",
   awarenessMaxMultiplier: "SHOAL_AWARENESS_MAX_MULTIPLIER",
   pushPullInterval: "SHOAL_PUSH_PULL_INTERVAL",
@@ -442,6 +458,7 @@ const numberFields: ReadonlySet<keyof Input> = new Set([
   "gossipNodes",
   "suspicionMult",
   "suspicionMaxTimeoutMult",
+  "suspicionConfirmations",
   "retransmitMult",
   "awarenessMaxMultiplier",
   "phiThreshold",

@@ -103,6 +103,8 @@ describe("ClusterConfig.make", () => {
     ["gossipToTheDeadTime", { gossipToTheDeadTime: -1 }],
     ["suspicionMult", { suspicionMult: 0.5 }],
     ["suspicionMaxTimeoutMult", { suspicionMaxTimeoutMult: 0 }],
+    ["suspicionConfirmations", { suspicionConfirmations: -1 }],
+    ["suspicionConfirmations", { suspicionConfirmations: 1.5 }],
     ["retransmitMult", { retransmitMult: 0 }],
     ["awarenessMaxMultiplier", { awarenessMaxMultiplier: 0 }],
     ["pushPullInterval", { pushPullInterval: 0 }],
@@ -157,6 +159,7 @@ describe("ClusterConfig.fromEnv", () => {
         SHOAL_PUSH_PULL_INTERVAL: "1m30s",
         SHOAL_RETRY_JOIN: "true",
         SHOAL_INDIRECT_CHECKS: "5",
+        SHOAL_SUSPICION_CONFIRMATIONS: "3",
         SHOAL_NODE_NAME: "w1"
       })
       expect(String(c.bindAddress)).toBe("0.0.0.0:8000")
@@ -169,6 +172,7 @@ describe("ClusterConfig.fromEnv", () => {
       expect(Duration.toMillis(c.pushPullInterval)).toBe(90_000)
       expect(c.retryJoin).toBe(true)
       expect(c.indirectChecks).toBe(5)
+      expect(c.suspicionConfirmations).toBe(3)
       expect(c.nodeName).toBe("w1")
     })
   )

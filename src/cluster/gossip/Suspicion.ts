@@ -11,7 +11,7 @@
  * ```text
  * min        = suspicionMult × max(1, log10(n)) × probeInterval
  * max        = suspicionMaxTimeoutMult × min
- * k          = suspicionMult − 2   (0 when fewer than k other members could confirm)
+ * k          = confirmations, by default suspicionMult − 2   (0 when fewer than k other members could confirm)
  * timeout(c) = max(min, max − (max − min) × ln(c + 1) / ln(k + 1))   (min when k < 1)
  * ```
  *
@@ -41,6 +41,8 @@ export interface SuspicionParameters {
   readonly suspicionMaxTimeoutMult: number
   /** In ms. */
   readonly probeInterval: number
+  /** `k` when set apart from `suspicionMult` (`suspicionConfirmations` in the configuration). */
+  readonly confirmations?: number | undefined
 }
 
 /** A count that came from the outside world, made safe for the formulas: at least 1, never NaN. */
@@ -50,17 +52,17 @@ const atLeastOne = (n: number): number => (Number.isFinite(n) && n > 1 ? n : 1)
  * `k`, `min` and `max` for a cluster of `clusterSize` members. Times are
  * whole milliseconds (rounded down, as memberlist does).
  *
- * `k` is `suspicionMult − 2` so that, with the members' probes out of phase,
- * the expected confirmations arrive about two probe intervals before the
- * nominal timeout; it drops to 0 when the cluster has fewer than `k` members
- * besides this node and the suspect to send them.
+ * `k` is `suspicionMult − 2` unless given, so that, with the members' probes
+ * out of phase, the expected confirmations arrive about two probe intervals
+ * before the nominal timeout; it drops to 0 when the cluster has fewer than
+ * `k` members besides this node and the suspect to send them.
  */
 export const suspicionBounds = (parameters: SuspicionParameters): SuspicionBounds => {
   const n = atLeastOne(parameters.clusterSize)
   const scale = Math.max(1, Math.log10(n))
   const min = Math.floor(parameters.suspicionMult * scale * parameters.probeInterval)
   const max = Math.floor(parameters.suspicionMaxTimeoutMult * min)
-  const wanted = Math.max(0, Math.floor(parameters.suspicionMult) - 2)
+  const wanted = Math.max(0, Math.floor(parameters.confirmations ?? parameters.suspicionMult - 2))
   const k = n - 2 < wanted ? 0 : wanted
   return { k, min, max }
 }

@@ -347,6 +347,7 @@ export class Swim extends Context.Service<
             clusterSize: clusterSize(),
             suspicionMult: config.suspicionMult,
             suspicionMaxTimeoutMult: config.suspicionMaxTimeoutMult,
+            ...(config.suspicionConfirmations === undefined ? {} : { confirmations: config.suspicionConfirmations }),
             probeInterval: probeIntervalMs
           })
         })

@@ -28,6 +28,16 @@ describe("suspicionBounds", () => {
     expect(suspicionBounds({ ...defaults, suspicionMult: 1, clusterSize: 100 }).k).toBe(0)
   })
 
+  it("takes k from `confirmations` when given, so a shorter floor can still demand the same evidence", () => {
+    const fast = { ...defaults, suspicionMult: 2, confirmations: 2 }
+    expect(suspicionBounds({ ...fast, clusterSize: 10 })).toEqual({ k: 2, min: 2000, max: 12_000 })
+    expect(suspicionBounds({ ...fast, clusterSize: 3 }).k).toBe(0)
+    expect(suspicionBounds({ ...defaults, confirmations: 0, clusterSize: 10 }).k).toBe(0)
+    expect(suspicionBounds({ ...defaults, confirmations: 5, clusterSize: 10 }).k).toBe(5)
+    // Without it, suspicionMult 2 means no confirmations at all: the first accuser alone decides, after min.
+    expect(suspicionBounds({ ...defaults, suspicionMult: 2, clusterSize: 10 }).k).toBe(0)
+  })
+
   it("treats a nonsensical cluster size as a cluster of one", () => {
     for (const n of [0, -5, Number.NaN, Number.POSITIVE_INFINITY]) {
       expect(bounds(n)).toEqual({ k: 0, min: 4000, max: 24_000 })
