@@ -31,6 +31,18 @@ describe("ClusterConfig.make", () => {
     }).pipe(Random.withSeed(7))
   )
 
+  it.effect("fastDetection halves the suspicion floor and keeps two confirmations; update can undo it", () =>
+    Effect.gen(function* () {
+      const fast = yield* ClusterConfig.make({ ...ClusterConfig.fastDetection, nodeName: "f" })
+      expect(fast.suspicionMult).toBe(2)
+      expect(fast.suspicionConfirmations).toBe(2)
+      expect(Duration.toMillis(fast.probeInterval)).toBe(1000)
+      const back = yield* ClusterConfig.update(fast, { suspicionMult: 4, suspicionConfirmations: undefined })
+      expect(back.suspicionMult).toBe(4)
+      expect(back.suspicionConfirmations).toBeUndefined()
+    }).pipe(Random.withSeed(7))
+  )
+
   it.effect("draws the node id from Random, so a seed replays it", () =>
     Effect.gen(function* () {
       const a = yield* ClusterConfig.make().pipe(Random.withSeed(3))

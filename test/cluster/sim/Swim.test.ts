@@ -134,6 +134,51 @@ describe("SWIM on the simulated network", () => {
   )
 
   it.effect(
+    "suspicionConfirmations: a shorter floor that still waits for independent accusers",
+    () =>
+      Effect.gen(function* () {
+        const n = 8
+        /** From the crash: when some survivor first holds the victim Suspect, and first Dead. */
+        const crashTimeline = (suspicionConfirmations: number) =>
+          Effect.gen(function* () {
+            const nodes = yield* startCluster(n, { suspicionMult: 2, suspicionConfirmations })
+            yield* advanceUntil(allSee(nodes, nodes, "Alive"), 10_000)
+            const victim = nodes[3]!
+            const rest = nodes.filter((node) => node !== victim)
+            const anyHolds = (state: "Suspect" | "Dead") =>
+              Effect.map(
+                Effect.forEach(rest, (node) => viewOf(node, victim)),
+                (views) => views.some((view) => view?.state === state)
+              )
+            yield* crash(victim)
+            // Some survivor probes it within one pass ((n − 1)·P) and the probe takes ≤ P.
+            const suspected = yield* advanceUntil(anyHolds("Suspect"), n * P, 10)
+            const dead = yield* advanceUntil(anyHolds("Dead"), 12 * P, 10)
+            yield* stopAll(rest)
+            assert.isDefined(suspected, "never suspected")
+            assert.isDefined(dead, "never declared dead")
+            return dead
+          })
+        // min = 2 × P = 2 s and max = 6 × min = 12 s. With k = 2 one confirmation gives
+        // 12 − 10 × ln 2 / ln 3 ≈ 5.69 s and only both give 2 s; each holder of the suspicion
+        // probes the suspect out of turn (at most every other round), so both come in time.
+        // Each on a fresh network with the same seed, so the runs differ only in k.
+        const two = yield* sim(11, crashTimeline(2))
+        expect(two).toBeGreaterThanOrEqual(2 * P)
+        expect(two).toBeLessThan(5690)
+        // k = 0: the first accuser alone decides, exactly min after its suspicion began.
+        const none = yield* sim(11, crashTimeline(0))
+        expect(none).toBeGreaterThanOrEqual(2 * P)
+        expect(none).toBeLessThanOrEqual(2 * P + 10)
+        // k = 6 (every other survivor): until the sixth confirmation the timeout is at least
+        // 12 − 10 × ln 6 / ln 7 ≈ 2.79 s, so the same crash takes longer to call.
+        const six = yield* sim(11, crashTimeline(6))
+        expect(six).toBeGreaterThan(none)
+      }),
+    60_000
+  )
+
+  it.effect(
     "a node that leaves is Left everywhere, never Failed",
     () =>
       sim(
