@@ -16,6 +16,7 @@ import { Address } from "../../../src/cluster/Node.ts"
 import {
   advanceUntil,
   allSee,
+  anySees,
   crash,
   leave,
   runWithClock,
@@ -42,6 +43,14 @@ const deadViews = (nodes: ReadonlyArray<SimNode>) =>
       for (const member of yield* node.cluster.members) if (member.state === "Dead") dead++
     }
     return dead
+  })
+
+/** One engine counter summed over `nodes`. */
+const totalOf = (nodes: ReadonlyArray<SimNode>, counter: "suspicionsRaised" | "refutations" | "streamPingAcks") =>
+  Effect.gen(function* () {
+    let total = 0
+    for (const node of nodes) total += (yield* node.cluster.stats)[counter]
+    return total
   })
 
 /** Advances `totalMillis` in `stepMillis` steps, returning the largest number of dead views seen. */
@@ -110,11 +119,7 @@ describe("SWIM on the simulated network", () => {
           // itself takes ≤ P, the suspicion runs out within maxSuspicion(n), and the Dead
           // update reaches everyone within its L retransmissions (L·G each way, twice for slack).
           const bound = (n - 1) * P + P + maxSuspicion(n) + 2 * retransmits(n) * G
-          const anySees = Effect.map(
-            Effect.forEach(rest, (node) => viewOf(node, victim)),
-            (views) => views.some((view) => view?.state === "Dead")
-          )
-          const first = yield* advanceUntil(anySees, bound, 10)
+          const first = yield* advanceUntil(anySees(rest, victim, "Dead"), bound, 10)
           assert.isDefined(first, `not detected within ${bound} ms`)
           // Once one member declares it dead the others hear it by gossip, not from their own
           // timers: within the Dead update's L retransmissions (L·G) plus one gossip round.
@@ -145,15 +150,10 @@ describe("SWIM on the simulated network", () => {
             yield* advanceUntil(allSee(nodes, nodes, "Alive"), 10_000)
             const victim = nodes[3]!
             const rest = nodes.filter((node) => node !== victim)
-            const anyHolds = (state: "Suspect" | "Dead") =>
-              Effect.map(
-                Effect.forEach(rest, (node) => viewOf(node, victim)),
-                (views) => views.some((view) => view?.state === state)
-              )
             yield* crash(victim)
             // Some survivor probes it within one pass ((n − 1)·P) and the probe takes ≤ P.
-            const suspected = yield* advanceUntil(anyHolds("Suspect"), n * P, 10)
-            const dead = yield* advanceUntil(anyHolds("Dead"), 12 * P, 10)
+            const suspected = yield* advanceUntil(anySees(rest, victim, "Suspect"), n * P, 10)
+            const dead = yield* advanceUntil(anySees(rest, victim, "Dead"), 12 * P, 10)
             yield* stopAll(rest)
             assert.isDefined(suspected, "never suspected")
             assert.isDefined(dead, "never declared dead")
@@ -216,15 +216,8 @@ describe("SWIM on the simulated network", () => {
           const worst = yield* watchForDeaths(nodes, 10 * 60 * 1000, 5000)
           expect(worst).toBe(0)
           // The loss was real: probes failed and members were suspected, and refuted.
-          let suspicions = 0
-          let refutations = 0
-          for (const node of nodes) {
-            const stats = yield* node.cluster.stats
-            suspicions += stats.suspicionsRaised
-            refutations += stats.refutations
-          }
-          expect(suspicions).toBeGreaterThan(0)
-          expect(refutations).toBeGreaterThan(0)
+          expect(yield* totalOf(nodes, "suspicionsRaised")).toBeGreaterThan(0)
+          expect(yield* totalOf(nodes, "refutations")).toBeGreaterThan(0)
           yield* network.setDefaults({ loss: 0 })
           yield* stopAll(nodes)
         })
@@ -246,15 +239,8 @@ describe("SWIM on the simulated network", () => {
           // the stream ping made at the same time is not lossy, so it answers instead.
           const worst = yield* watchForDeaths(nodes, 5 * 60 * 1000, 5000)
           expect(worst).toBe(0)
-          let suspicions = 0
-          let rescued = 0
-          for (const node of nodes) {
-            const stats = yield* node.cluster.stats
-            suspicions += stats.suspicionsRaised
-            rescued += stats.streamPingAcks
-          }
-          expect(suspicions).toBe(0)
-          expect(rescued).toBeGreaterThan(0)
+          expect(yield* totalOf(nodes, "suspicionsRaised")).toBe(0)
+          expect(yield* totalOf(nodes, "streamPingAcks")).toBeGreaterThan(0)
           yield* network.setDefaults({ loss: 0 })
           yield* stopAll(nodes)
         })

@@ -112,6 +112,13 @@ export const allSee = (observers: ReadonlyArray<SimNode>, subjects: ReadonlyArra
     return true
   })
 
+/** Whether at least one node in `observers` sees `subject` in `state`. */
+export const anySees = (observers: ReadonlyArray<SimNode>, subject: SimNode, state: NodeState) =>
+  Effect.map(
+    Effect.forEach(observers, (node) => viewOf(node, subject)),
+    (views) => views.some((view) => view?.state === state)
+  )
+
 /**
  * Advances simulated time in `step`s until `condition` holds or `limitMillis`
  * have passed; returns the simulated milliseconds it took (or undefined).
