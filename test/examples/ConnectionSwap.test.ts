@@ -84,6 +84,24 @@ const healthyWorkers = (director: RunningDirector) =>
     nodes.map((n) => n.tags.label).sort()
   )
 
+type WorkerOptions = Parameters<typeof startWorker>[3]
+
+/** A director with worker-a and worker-b, once it holds both healthy. */
+const startDirectorAndTwoWorkers = (
+  tls: ReturnType<typeof tlsOf>,
+  options: { readonly a?: WorkerOptions; readonly b?: WorkerOptions } = {}
+) =>
+  Effect.gen(function* () {
+    const director = yield* startDirector(tls)
+    const a = yield* startWorker(tls, director, "worker-a", options.a)
+    const b = yield* startWorker(tls, director, "worker-b", options.b)
+    yield* waitFor(
+      "both workers discovered",
+      Effect.map(healthyWorkers(director), (w) => w.length === 2)
+    )
+    return { director, a, b }
+  })
+
 const assignments = (director: RunningDirector) => Ref.get(director.director.assignments)
 
 describe("connection_swap", () => {
@@ -91,13 +109,7 @@ describe("connection_swap", () => {
     Effect.scoped(
       Effect.gen(function* () {
         const tls = tlsOf(yield* certs)
-        const director = yield* startDirector(tls)
-        const a = yield* startWorker(tls, director, "worker-a")
-        const b = yield* startWorker(tls, director, "worker-b")
-        yield* waitFor(
-          "both workers discovered",
-          Effect.map(healthyWorkers(director), (w) => w.length === 2)
-        )
+        const { director, a, b } = yield* startDirectorAndTwoWorkers(tls)
         expect(yield* healthyWorkers(director)).toEqual(["worker-a", "worker-b"])
         const [node] = yield* director.rpc.discoverNodes({ role: "worker", label: "worker-a" })
         expect(node?.rpcAddress?.port).toBe(a.service.advertisedAddress.port)
@@ -138,13 +150,7 @@ describe("connection_swap", () => {
     Effect.scoped(
       Effect.gen(function* () {
         const tls = tlsOf(yield* certs)
-        const director = yield* startDirector(tls)
-        const a = yield* startWorker(tls, director, "worker-a")
-        const b = yield* startWorker(tls, director, "worker-b")
-        yield* waitFor(
-          "both workers",
-          Effect.map(healthyWorkers(director), (w) => w.length === 2)
-        )
+        const { director, a, b } = yield* startDirectorAndTwoWorkers(tls)
         for (let i = 0; i < 4; i++) {
           const summary = yield* runClient({ director: director.address, tls, prompt: `p${i}`, length: 5 })
           expect(summary.contiguous).toBe(true)
@@ -166,13 +172,10 @@ describe("connection_swap", () => {
       Effect.scoped(
         Effect.gen(function* () {
           const tls = tlsOf(yield* certs)
-          const director = yield* startDirector(tls)
-          const a = yield* startWorker(tls, director, "worker-a", { leaveOnClose: false })
-          const b = yield* startWorker(tls, director, "worker-b", { leaveOnClose: false })
-          yield* waitFor(
-            "both workers",
-            Effect.map(healthyWorkers(director), (w) => w.length === 2)
-          )
+          const { director, a, b } = yield* startDirectorAndTwoWorkers(tls, {
+            a: { leaveOnClose: false },
+            b: { leaveOnClose: false }
+          })
           const workers = { "worker-a": a, "worker-b": b } as const
           const killed = yield* Ref.make(false)
           const summary = yield* runClient({
@@ -210,14 +213,8 @@ describe("connection_swap", () => {
       Effect.scoped(
         Effect.gen(function* () {
           const tls = tlsOf(yield* certs)
-          const director = yield* startDirector(tls)
           // worker-a fails every stream 150 ms in; worker-b is fine.
-          const a = yield* startWorker(tls, director, "worker-a", { errorAfter: Duration.millis(150) })
-          const b = yield* startWorker(tls, director, "worker-b")
-          yield* waitFor(
-            "both workers",
-            Effect.map(healthyWorkers(director), (w) => w.length === 2)
-          )
+          const { director, a, b } = yield* startDirectorAndTwoWorkers(tls, { a: { errorAfter: Duration.millis(150) } })
           const summary = yield* runClient({ director: director.address, tls, prompt: "flaky", length: 60 })
           expect(summary.contiguous).toBe(true)
           expect(summary.workers).toEqual(["worker-a", "worker-b"])
