@@ -13,13 +13,13 @@
  * `--expose-gc` makes the heap figure a post-GC one. Results go to
  * `bench/results/scale.json`. A benchmark, not a test.
  */
-import { execFileSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { cpus, loadavg, totalmem } from "node:os"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import { Context, Effect, Exit, Layer, Option, Scope } from "effect"
 import { Cluster } from "../src/cluster/Cluster.ts"
 import type { NodeId } from "../src/cluster/Node.ts"
+import { revision } from "./revision.ts"
 import { seesAlive } from "./sim/cluster.ts"
 
 const args = process.argv.slice(2)
@@ -41,14 +41,6 @@ const heapAfterGc = (): number => {
 const mib = (bytes: number) => bytes / 2 ** 20
 const log = (line: string) => console.error(line)
 
-/** The source measured: commit, and "-dirty" when the work tree differs from it (engine work in progress). */
-const revision = (): string => {
-  try {
-    return execFileSync("git", ["describe", "--always", "--dirty"], { encoding: "utf8" }).trim()
-  } catch {
-    return "unknown"
-  }
-}
 /** Read at start: the tree may change while a long run goes on. */
 const commit = revision()
 

@@ -35,7 +35,6 @@
  * `docs/sim-*.svg`. A benchmark, not a test: it prints figures, it asserts
  * nothing.
  */
-import { execFileSync } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus, loadavg, totalmem } from "node:os"
 import { dirname } from "node:path"
@@ -44,6 +43,7 @@ import { TestClock } from "effect/testing"
 import { SimNetwork } from "../src/cluster/gossip/SimNetwork.ts"
 import type { NodeId } from "../src/cluster/Node.ts"
 import { runWithClock } from "../test/cluster/sim/harness.ts"
+import { revision } from "./revision.ts"
 import { writeCharts } from "./sim/charts.ts"
 import {
   crashMember,
@@ -358,14 +358,6 @@ const heapAfterGc = (): number | undefined => {
   return process.memoryUsage().heapUsed
 }
 
-/** The source measured: commit, and "-dirty" when the work tree differs from it (engine work in progress). */
-const revision = (): string => {
-  try {
-    return execFileSync("git", ["describe", "--always", "--dirty"], { encoding: "utf8" }).trim()
-  } catch {
-    return "unknown"
-  }
-}
 /** Read at start: the tree may change while a long run goes on. */
 const commit = revision()
 const secs = (since: number) => `${((performance.now() - since) / 1000).toFixed(1)} s`
