@@ -405,21 +405,36 @@ export const decodePacketResult = (label: string, bytes: Uint8Array): Result.Res
   if (bytes.length > MAX_PACKET_SIZE) {
     return Result.fail(reject("too-large", `packet of ${bytes.length} bytes exceeds ${MAX_PACKET_SIZE}`))
   }
+  return decodeFramed(bytes, label, KIND_PACKET, "packet", PACKET_ARRAY_FIELDS, decodeWirePacket, packetFromWire)
+}
+
+/**
+ * The steps every framed message goes through after its size check: header
+ * (version, kind, label), the array-count guard, SchemaBinary, then the
+ * domain checks of `fromWire`. Never throws.
+ */
+const decodeFramed = <W, A>(
+  bytes: Uint8Array,
+  label: string,
+  kind: number,
+  what: string,
+  arrayFields: ReadonlyArray<number>,
+  decodeWire: (body: Uint8Array) => Result.Result<W, unknown>,
+  fromWire: (wire: W) => Result.Result<A, string>
+): Result.Result<A, SerializationError> => {
   try {
-    const offset = readHeader(bytes, KIND_PACKET, label)
+    const offset = readHeader(bytes, kind, label)
     if (Result.isFailure(offset)) return Result.fail(offset.failure)
     const body = openBody(bytes, offset.success)
-    if (!arrayCountsPlausible(body, PACKET_ARRAY_FIELDS)) return Result.fail(implausibleCounts("packet"))
-    const decoded = decodeWirePacket(body)
-    if (Result.isFailure(decoded)) return Result.fail(bodyError("packet", decoded.failure))
-    const packet = packetFromWire(decoded.success)
-    return Result.isFailure(packet)
-      ? Result.fail(invalidBody("packet", packet.failure))
-      : Result.succeed(packet.success)
+    if (!arrayCountsPlausible(body, arrayFields)) return Result.fail(implausibleCounts(what))
+    const decoded = decodeWire(body)
+    if (Result.isFailure(decoded)) return Result.fail(bodyError(what, decoded.failure))
+    const value = fromWire(decoded.success)
+    return Result.isFailure(value) ? Result.fail(invalidBody(what, value.failure)) : Result.succeed(value.success)
   } catch (cause) {
     // SchemaBinary reports malformed input as a SchemaError; anything else it
     // throws (a defect) must still not escape into the receive loop.
-    return Result.fail(bodyError("packet", cause))
+    return Result.fail(bodyError(what, cause))
   }
 }
 
@@ -574,18 +589,15 @@ export const decodePushPull = (
         reject("too-large", `push-pull frame of ${bytes.length} bytes exceeds the ${maxBytes}-byte cap`)
       )
     }
-    try {
-      const offset = readHeader(bytes, KIND_PUSH_PULL, label)
-      if (Result.isFailure(offset)) return Effect.fail(offset.failure)
-      const body = openBody(bytes, offset.success)
-      if (!arrayCountsPlausible(body, PUSH_PULL_ARRAY_FIELDS)) return Effect.fail(implausibleCounts("push-pull"))
-      const decoded = decodeWirePushPull(body)
-      if (Result.isFailure(decoded)) return Effect.fail(bodyError("push-pull", decoded.failure))
-      const message = pushPullFromWire(decoded.success)
-      return Result.isFailure(message)
-        ? Effect.fail(invalidBody("push-pull", message.failure))
-        : Effect.succeed(message.success)
-    } catch (cause) {
-      return Effect.fail(bodyError("push-pull", cause))
-    }
+    return Effect.fromResult(
+      decodeFramed(
+        bytes,
+        label,
+        KIND_PUSH_PULL,
+        "push-pull",
+        PUSH_PULL_ARRAY_FIELDS,
+        decodeWirePushPull,
+        pushPullFromWire
+      )
+    )
   })
