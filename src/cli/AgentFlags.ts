@@ -13,14 +13,14 @@
  * @since 0.1.0
  */
 import * as ConfigProvider from "effect/ConfigProvider"
+import type * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
-import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as ClusterConfig from "../cluster/Config.ts"
 import { DURATION_SYNTAX, parseDuration } from "../cluster/DurationText.ts"
 import { InvalidConfiguration } from "../cluster/Errors.ts"
-import { type Address, parseAddress } from "../cluster/Node.ts"
+import { parseAddress } from "../cluster/Node.ts"
 
 /** How events are written to stdout. */
 export type OutputFormat = "json" | "human"
@@ -203,45 +203,7 @@ export const agentFlags = {
 } as const
 
 /** What effect/cli hands the agent: {@link agentFlags}, parsed. */
-export interface AgentFlags {
-  readonly nodeId: Option.Option<string>
-  readonly name: Option.Option<string>
-  readonly label: Option.Option<string>
-  readonly bind: Option.Option<Address>
-  readonly advertise: Option.Option<Address>
-  readonly rpcAddress: Option.Option<Address>
-  readonly join: ReadonlyArray<string>
-  readonly tag: ReadonlyArray<readonly [string, string]>
-  readonly probeInterval: Option.Option<Duration.Duration>
-  readonly pingTimeout: Option.Option<Duration.Duration>
-  readonly indirectChecks: Option.Option<number>
-  readonly gossipInterval: Option.Option<Duration.Duration>
-  readonly gossipNodes: Option.Option<number>
-  readonly gossipToTheDeadTime: Option.Option<Duration.Duration>
-  readonly suspicionMult: Option.Option<number>
-  readonly suspicionMaxTimeoutMult: Option.Option<number>
-  readonly suspicionConfirmations: Option.Option<number>
-  readonly retransmitMult: Option.Option<number>
-  readonly awarenessMaxMultiplier: Option.Option<number>
-  readonly pushPullInterval: Option.Option<Duration.Duration>
-  readonly reconnectInterval: Option.Option<Duration.Duration>
-  readonly reapAfter: Option.Option<Duration.Duration>
-  readonly tombstoneTtl: Option.Option<Duration.Duration>
-  readonly joinTimeout: Option.Option<Duration.Duration>
-  readonly retryJoin: Option.Option<boolean>
-  readonly retryJoinInterval: Option.Option<Duration.Duration>
-  readonly tcpPings: Option.Option<boolean>
-  readonly leaveTimeout: Option.Option<Duration.Duration>
-  readonly phiThreshold: Option.Option<number>
-  readonly phiWindowSize: Option.Option<number>
-  readonly phiMinStdDeviation: Option.Option<Duration.Duration>
-  readonly phiAcceptablePause: Option.Option<Duration.Duration>
-  readonly maxPacketSize: Option.Option<number>
-  readonly healthCheckInterval: Option.Option<Duration.Duration>
-  readonly healthCheckTimeout: Option.Option<Duration.Duration>
-  readonly format: OutputFormat
-  readonly statsInterval: Option.Option<Duration.Duration>
-}
+export type AgentFlags = Command.Command.Config.Infer<typeof agentFlags>
 
 /** Every flag absent: what `shoal agent` with no arguments parses to (handy in tests). */
 export const emptyAgentFlags: AgentFlags = {
@@ -294,44 +256,15 @@ export const toConfigInput = (flags: AgentFlags): ClusterConfig.Input => {
   const set = (field: Field, value: Option.Option<unknown>) => {
     if (Option.isSome(value)) input[field] = value.value
   }
-  set("nodeId", flags.nodeId)
   set("nodeName", flags.name)
   set("clusterLabel", flags.label)
   set("bindAddress", flags.bind)
   set("advertiseAddress", flags.advertise)
-  set("rpcAddress", flags.rpcAddress)
   if (flags.join.length > 0) input.seedNodes = [...flags.join]
   if (flags.tag.length > 0) input.tags = Object.fromEntries(flags.tag)
-  for (const field of [
-    "probeInterval",
-    "pingTimeout",
-    "indirectChecks",
-    "gossipInterval",
-    "gossipNodes",
-    "gossipToTheDeadTime",
-    "suspicionMult",
-    "suspicionMaxTimeoutMult",
-    "suspicionConfirmations",
-    "retransmitMult",
-    "awarenessMaxMultiplier",
-    "pushPullInterval",
-    "reconnectInterval",
-    "reapAfter",
-    "tombstoneTtl",
-    "joinTimeout",
-    "retryJoin",
-    "retryJoinInterval",
-    "tcpPings",
-    "leaveTimeout",
-    "phiThreshold",
-    "phiWindowSize",
-    "phiMinStdDeviation",
-    "phiAcceptablePause",
-    "maxPacketSize",
-    "healthCheckInterval",
-    "healthCheckTimeout"
-  ] as const) {
-    set(field, flags[field])
+  // Every other field's flag is parsed under the field's own name.
+  for (const field of Object.keys(flagNames) as Array<Field>) {
+    if (field in flags) set(field, flags[field as keyof AgentFlags] as Option.Option<unknown>)
   }
   return input as ClusterConfig.Input
 }

@@ -129,6 +129,14 @@ describe("agent flags → ClusterConfig.Input", () => {
     Effect.gen(function* () {
       const fields = Object.keys(ClusterConfig.environmentVariables).sort()
       assert.deepStrictEqual(Object.keys(flagNames).sort(), fields)
+      // Every flag given: toConfigInput sets every field.
+      const everything = Object.fromEntries(
+        Object.entries(emptyAgentFlags).map(([key, value]) => [
+          key,
+          Option.isOption(value) ? Option.some(key) : Array.isArray(value) ? [["k", "v"]] : value
+        ])
+      ) as unknown as AgentFlags
+      assert.deepStrictEqual(Object.keys(toConfigInput(everything)).sort(), fields)
     })
   )
 
