@@ -24,7 +24,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { DURATION_SYNTAX, type DurationInput, parseDuration } from "./DurationText.ts"
 import { InvalidConfiguration } from "./Errors.ts"
-import { Address, formatAddress, makeNodeId, NodeId, parseAddress, Tags } from "./Node.ts"
+import { Address, decodeNodeId, formatAddress, makeNodeId, NodeId, parseAddress, Tags } from "./Node.ts"
 
 /** The tag the cluster owns: it publishes the aggregated health check result under it. */
 export const HEALTHY_TAG = "healthy"
@@ -343,7 +343,7 @@ export const make = Effect.fnUntraced(function* (input: Input = {}) {
   const nodeId =
     input.nodeId === undefined
       ? yield* makeNodeId
-      : yield* Schema.decodeUnknownEffect(NodeId)(input.nodeId.trim().toLowerCase()).pipe(
+      : yield* decodeNodeId(input.nodeId.trim().toLowerCase()).pipe(
           Effect.mapError(() => invalid("nodeId", `expected a UUID v4, got "${input.nodeId}"`))
         )
   const addresses: Partial<Record<"bindAddress" | "advertiseAddress" | "rpcAddress", Address>> = {}

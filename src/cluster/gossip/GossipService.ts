@@ -22,7 +22,7 @@ import * as Layer from "effect/Layer"
 import * as Random from "effect/Random"
 import * as Scope from "effect/Scope"
 import * as Codec from "./Codec.ts"
-import { Swim } from "./Swim.ts"
+import { REAP_INTERVAL, Swim } from "./Swim.ts"
 import { Transport } from "./Transport.ts"
 
 /** Push-pull exchanges a peer may hold open against us, and for how long. */
@@ -89,7 +89,7 @@ export class GossipService extends Context.Service<
         yield* fork(every("gossip", Effect.succeed(config.gossipInterval), swim.gossipRound))
         yield* fork(every("push-pull", swim.pushPullInterval, swim.pushPullRound))
         yield* fork(every("reconnect", Effect.succeed(config.reconnectInterval), swim.reconnectRound))
-        yield* fork(every("reap", Effect.succeed(Duration.seconds(1)), swim.reapRound))
+        yield* fork(every("reap", Effect.succeed(REAP_INTERVAL), swim.reapRound))
       }).pipe(Effect.uninterruptible)
 
       const stop = Effect.suspend(() => {
