@@ -14,12 +14,12 @@
  * `bench/results/scale.json`. A benchmark, not a test.
  */
 import { mkdirSync, writeFileSync } from "node:fs"
-import { cpus, loadavg, totalmem } from "node:os"
+import { loadavg } from "node:os"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import { Context, Effect, Exit, Layer, Option, Scope } from "effect"
 import { Cluster } from "../src/cluster/Cluster.ts"
 import type { NodeId } from "../src/cluster/Node.ts"
-import { revision } from "./revision.ts"
+import { describeMachine, revision } from "./machine.ts"
 import { seesAlive } from "./sim/cluster.ts"
 
 const args = process.argv.slice(2)
@@ -236,16 +236,7 @@ const main = Effect.gen(function* () {
   const loadBefore = loadavg()
   const real: Array<UdpRow> = []
   for (const n of udpSizes) real.push(yield* udp(n))
-  const machine = {
-    cpu: cpus()[0]?.model ?? "unknown",
-    cpus: cpus().length,
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
-    loadBefore: loadBefore.map((l) => Number(l.toFixed(2))),
-    loadAfter: loadavg().map((l) => Number(l.toFixed(2))),
-    date: new Date().toISOString(),
-    commit
-  }
+  const machine = describeMachine(loadBefore, commit)
   for (const r of real) {
     console.log("")
     console.log(`${r.n} real UDP nodes in one process on 127.0.0.1, ${r.timings}:`)

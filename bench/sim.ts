@@ -36,14 +36,14 @@
  * nothing.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
-import { cpus, loadavg, totalmem } from "node:os"
+import { loadavg } from "node:os"
 import { dirname } from "node:path"
 import { Clock, Effect, Fiber, Random, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { SimNetwork } from "../src/cluster/gossip/SimNetwork.ts"
 import type { NodeId } from "../src/cluster/Node.ts"
 import { runWithClock } from "../test/cluster/sim/harness.ts"
-import { revision } from "./revision.ts"
+import { describeMachine, revision } from "./machine.ts"
 import { writeCharts } from "./sim/charts.ts"
 import {
   crashMember,
@@ -155,17 +155,7 @@ export interface LossRow {
 }
 
 export interface SimResults {
-  readonly machine: {
-    readonly cpu: string
-    readonly cpus: number
-    readonly memoryGiB: number
-    readonly node: string
-    readonly loadBefore: ReadonlyArray<number>
-    readonly loadAfter: ReadonlyArray<number>
-    readonly date: string
-    /** `git describe --always --dirty` of the tree that ran. */
-    readonly commit: string
-  }
+  readonly machine: ReturnType<typeof describeMachine>
   readonly timings: typeof defaultTimings & { readonly pingTimeout: number; readonly suspicionMaxTimeoutMult: number }
   readonly sizes: ReadonlyArray<SizeRow>
   readonly loss: ReadonlyArray<LossRow>
@@ -436,16 +426,7 @@ const main = Effect.gen(function* () {
   // Read at the end: another run may have written its part meanwhile.
   const old = previous()
   const results: SimResults = {
-    machine: {
-      cpu: cpus()[0]?.model ?? "unknown",
-      cpus: cpus().length,
-      memoryGiB: Math.round(totalmem() / 2 ** 30),
-      node: process.version,
-      loadBefore: loadBefore.map((l) => Number(l.toFixed(2))),
-      loadAfter: loadavg().map((l) => Number(l.toFixed(2))),
-      date: new Date().toISOString(),
-      commit
-    },
+    machine: describeMachine(loadBefore, commit),
     timings: { ...defaultTimings, pingTimeout: 500, suspicionMaxTimeoutMult: 6 },
     sizes: merge(sizeRows, fresh ? [] : (old.sizes ?? []), (r) => r.n),
     loss: merge(
@@ -467,7 +448,7 @@ const main = Effect.gen(function* () {
   log(`wrote ${outFile}`)
   if (flag("no-charts") === undefined) {
     const written = yield* Effect.promise(() => writeCharts(results, chartDir))
-    log(`wrote ${written.join(", ")}`)
+    log(written.length > 0 ? `wrote ${written.join(", ")}` : "no charts: a chart needs two sizes or two loss rates")
   }
 })
 
