@@ -141,27 +141,39 @@ const readFrame = (
     }
   })
 
-/** A TCP connection whose socket is destroyed (not half-closed) when the scope ends. */
+/**
+ * A TCP connection whose socket is destroyed (not half-closed) when the scope
+ * ends. The socket is created and its finalizer registered synchronously; the
+ * wait for the handshake is an ordinary interruptible callback, so a deadline
+ * ends a connect whose SYNs are dropped at once. (Waiting inside an
+ * `acquireRelease` acquisition would be uninterruptible: the caller's timeout
+ * would wait for the kernel to give up, about two minutes.)
+ */
 const connect = (host: string, port: number) =>
   NodeSocket.fromDuplex(
-    Effect.acquireRelease(
-      Effect.callback<Net.Socket, Socket.SocketError>((resume) => {
-        const conn = Net.createConnection({ host, port, noDelay: true })
-        // a late error after the reader detached its listener must never crash the process
-        conn.on("error", () => {})
+    Effect.gen(function* () {
+      const conn = Net.createConnection({ host, port, noDelay: true })
+      // a late error after the reader detached its listener must never crash the process
+      conn.on("error", () => {})
+      yield* Effect.addFinalizer(() => Effect.sync(() => conn.destroy()))
+      return yield* Effect.callback<Net.Socket, Socket.SocketError>((resume) => {
         const onError = (cause: Error) =>
           resume(
             Effect.fail(new Socket.SocketError({ reason: new Socket.SocketOpenError({ kind: "Unknown", cause }) }))
           )
-        conn.once("error", onError)
-        conn.once("connect", () => {
+        const onConnect = () => {
           conn.off("error", onError)
           resume(Effect.succeed(conn))
+        }
+        conn.once("error", onError)
+        conn.once("connect", onConnect)
+        return Effect.sync(() => {
+          conn.off("error", onError)
+          conn.off("connect", onConnect)
+          conn.destroy()
         })
-        return Effect.sync(() => conn.destroy())
-      }),
-      (conn) => Effect.sync(() => conn.destroy())
-    )
+      })
+    })
   )
 
 const finiteMillis = (input: Duration.Input): number | undefined => {
