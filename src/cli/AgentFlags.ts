@@ -50,6 +50,7 @@ export const flagNames = {
   awarenessMaxMultiplier: "awareness-max-multiplier",
   pushPullInterval: "push-pull-interval",
   reconnectInterval: "reconnect-interval",
+  reconnectTimeout: "reconnect-timeout",
   reapAfter: "reap-after",
   tombstoneTtl: "tombstone-ttl",
   joinTimeout: "join-timeout",
@@ -167,6 +168,10 @@ export const agentFlags = {
   awarenessMaxMultiplier: intFlag("awarenessMaxMultiplier", "Cap of the local health multiplier (1..64)"),
   pushPullInterval: durationFlag("pushPullInterval", "Time between full-state exchanges"),
   reconnectInterval: durationFlag("reconnectInterval", "Time between attempts to reach failed members"),
+  reconnectTimeout: durationFlag(
+    "reconnectTimeout",
+    "How long a failed member stays a reconnect target, after it is reaped too"
+  ),
   reapAfter: durationFlag("reapAfter", "Drop dead or departed members after this long"),
   tombstoneTtl: durationFlag("tombstoneTtl", "Remember reaped members' incarnations this long"),
   joinTimeout: durationFlag("joinTimeout", "Give up joining through the seeds after this long"),
@@ -228,6 +233,7 @@ export const emptyAgentFlags: AgentFlags = {
   awarenessMaxMultiplier: Option.none(),
   pushPullInterval: Option.none(),
   reconnectInterval: Option.none(),
+  reconnectTimeout: Option.none(),
   reapAfter: Option.none(),
   tombstoneTtl: Option.none(),
   joinTimeout: Option.none(),

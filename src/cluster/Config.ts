@@ -58,6 +58,7 @@ export class ClusterConfig extends Schema.Class<ClusterConfig>("shoal/ClusterCon
   awarenessMaxMultiplier: Schema.Int,
   pushPullInterval: Schema.Duration,
   reconnectInterval: Schema.Duration,
+  reconnectTimeout: Schema.Duration,
   reapAfter: Schema.Duration,
   tombstoneTtl: Schema.Duration,
   joinTimeout: Schema.Duration,
@@ -111,6 +112,7 @@ export interface Input {
   readonly awarenessMaxMultiplier?: number | undefined
   readonly pushPullInterval?: DurationInput | undefined
   readonly reconnectInterval?: DurationInput | undefined
+  readonly reconnectTimeout?: DurationInput | undefined
   readonly reapAfter?: DurationInput | undefined
   readonly tombstoneTtl?: DurationInput | undefined
   readonly joinTimeout?: DurationInput | undefined
@@ -153,6 +155,7 @@ export const defaults = {
   awarenessMaxMultiplier: 8,
   pushPullInterval: "30 seconds",
   reconnectInterval: "10 seconds",
+  reconnectTimeout: "24 hours",
   reapAfter: "15 minutes",
   tombstoneTtl: "1 hour",
   joinTimeout: "10 seconds",
@@ -191,6 +194,7 @@ export const durationFields: ReadonlyArray<DurationField> = [
   "gossipToTheDeadTime",
   "pushPullInterval",
   "reconnectInterval",
+  "reconnectTimeout",
   "reapAfter",
   "tombstoneTtl",
   "joinTimeout",
@@ -451,6 +455,7 @@ export const environmentVariables = {
   awarenessMaxMultiplier: "SHOAL_AWARENESS_MAX_MULTIPLIER",
   pushPullInterval: "SHOAL_PUSH_PULL_INTERVAL",
   reconnectInterval: "SHOAL_RECONNECT_INTERVAL",
+  reconnectTimeout: "SHOAL_RECONNECT_TIMEOUT",
   reapAfter: "SHOAL_REAP_AFTER",
   tombstoneTtl: "SHOAL_TOMBSTONE_TTL",
   joinTimeout: "SHOAL_JOIN_TIMEOUT",

@@ -18,7 +18,8 @@
  *    the others carry no address to reach it.
  * 5. A member is the only authority on its own liveness and tags: a claim that
  *    it is suspect, dead or left — or alive at a newer incarnation than it
- *    knows — makes it refute with a higher incarnation (see {@link refute}).
+ *    knows, or alive at its own incarnation with other tags or addresses —
+ *    makes it refute with a higher incarnation (see {@link refute}).
  *
  * Tombstones (reaped members) keep their last claim, so rules 1–3 still stop a
  * stale message from resurrecting them.
@@ -65,9 +66,15 @@ export const shouldApply = (current: Claim | undefined, incoming: Claim): boolea
  * cluster, the incarnation it must announce itself `Alive` at to override
  * that claim — or `undefined` when the claim is harmless (old news, its own
  * announcement echoed back) or when it is leaving and must stay gone.
+ *
+ * `sameContent` says whether an `Alive` claim carries what this node announces
+ * (name, addresses, tags). An `Alive` at its own incarnation that differs is
+ * a previous life's announcement — a process restarted with the same id and a
+ * new configuration starts at the same incarnation — and is refuted like an
+ * accusation, or the cluster would keep the old tags and addresses.
  */
-export const refute = (self: Claim, heard: Claim): number | undefined => {
+export const refute = (self: Claim, heard: Claim, sameContent = true): number | undefined => {
   if (self.state === "Left" || heard.incarnation < self.incarnation) return undefined
-  if (heard.state === "Alive" && heard.incarnation === self.incarnation) return undefined
+  if (heard.state === "Alive" && heard.incarnation === self.incarnation && sameContent) return undefined
   return heard.incarnation + 1
 }

@@ -121,6 +121,7 @@ describe("ClusterConfig.make", () => {
     ["awarenessMaxMultiplier", { awarenessMaxMultiplier: 0 }],
     ["pushPullInterval", { pushPullInterval: 0 }],
     ["reconnectInterval", { reconnectInterval: 0 }],
+    ["reconnectTimeout", { reconnectTimeout: 0 }],
     ["reapAfter", { reapAfter: 0 }],
     ["tombstoneTtl", { tombstoneTtl: 0 }],
     ["joinTimeout", { joinTimeout: 0 }],

@@ -92,6 +92,13 @@ describe("Rules", () => {
     expect(refute(claim("Alive", 3), claim("Alive", 5))).toBe(6)
   })
 
+  it("refute: an Alive at our incarnation with other content is a previous life's, and is refuted", () => {
+    expect(refute(claim("Alive", 3), claim("Alive", 3), false)).toBe(4)
+    // older news stays harmless whatever it carries
+    expect(refute(claim("Alive", 3), claim("Alive", 2), false)).toBeUndefined()
+    expect(refute(claim("Left", 3), claim("Alive", 3), false)).toBeUndefined()
+  })
+
   it("refute: a leaving node never announces itself alive again", () => {
     for (const heard of states) expect(refute(claim("Left", 3), claim(heard, 9))).toBeUndefined()
   })

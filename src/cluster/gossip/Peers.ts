@@ -74,4 +74,33 @@ export class Peers<Id extends string = string> {
     pool.length = take
     return pool
   }
+
+  /**
+   * Up to `k` distinct ids chosen uniformly at random from the union of two
+   * disjoint sets (the gossip fan-out draws from the live members and the
+   * recently dead alike, as memberlist does).
+   */
+  static sampleUnion<Id extends string>(
+    first: Peers<Id>,
+    second: Peers<Id>,
+    k: number,
+    random: () => number
+  ): Array<Id> {
+    if (second.size === 0) return first.sample(k, random)
+    if (first.size === 0) return second.sample(k, random)
+    const n = first.size + second.size
+    const take = Math.min(k, n)
+    // how many come from `first`: a draw of `take` without replacement, one at a time
+    let fromFirst = 0
+    let leftFirst = first.size
+    let leftAll = n
+    for (let i = 0; i < take; i++) {
+      if (random() * leftAll < leftFirst) {
+        fromFirst++
+        leftFirst--
+      }
+      leftAll--
+    }
+    return [...first.sample(fromFirst, random), ...second.sample(take - fromFirst, random)]
+  }
 }

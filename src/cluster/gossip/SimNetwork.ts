@@ -33,13 +33,22 @@
  * `send` that armed it returns.
  *
  * Streams (push-pull exchanges) are reliable: loss applies to datagrams only,
- * but partitions and isolation block both. A request is delivered after the
- * link latency, the target's handler runs, and its response travels back after
- * the reverse link's latency; a blocked request or response is never delivered,
- * so the caller times out, as with a real unreachable peer. An exchange with
- * an address nobody serves is refused after the return latency. As over TCP,
- * the handler sees the caller's host with an ephemeral port, never its gossip
- * port.
+ * but partitions, isolation and cuts block both. A request is delivered after
+ * the link latency, the target's handler runs, and its response travels back
+ * after the reverse link's latency; a blocked request or response is never
+ * delivered, so the caller waits until its own deadline — a blackholed link,
+ * whose connects hang with no reset, as on a real network that drops packets.
+ * As over TCP, an exchange needs both directions: a one-way cut blocks streams
+ * either way. An exchange with an address nobody serves is refused after the
+ * return latency. As over TCP, the handler sees the caller's host with an
+ * ephemeral port, never its gossip port.
+ *
+ * Faults a real network has, beyond loss and latency: `partition` (groups that
+ * cannot reach each other), `isolate` (a host that vanished: everything to and
+ * from it dropped), `cut` (one direction of one link) and `pause` (a process
+ * stopped by SIGSTOP or a long GC pause: its fibers sleep through their timers,
+ * datagrams queue in its socket buffer, and everything resumes — late — at
+ * `resume`). Pausing needs the node to run on {@link SimNetwork.clockFor}.
  *
  * Build the network inside each test (not in a shared `layer(...)` block): it
  * captures the `Clock`, `Random` and scheduler of the context it is built in.
@@ -53,6 +62,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Latch from "effect/Latch"
 import * as Layer from "effect/Layer"
 import * as NetAddress from "effect/net/NetAddress"
 import * as Queue from "effect/Queue"
@@ -144,10 +154,27 @@ export class SimNetwork extends Context.Service<
      * cuts `a` off from everyone. Replaces any previous partition.
      */
     readonly partition: (groups: ReadonlyArray<ReadonlyArray<Address>>) => Effect.Effect<void>
-    /** Cuts one node off from everyone (independently of `partition`). */
+    /** Cuts one node off from everyone (independently of `partition`): a host that vanished. */
     readonly isolate: (address: Address) => Effect.Effect<void>
-    /** Removes the partition and every isolation. */
+    /** Drops everything sent from `from` to `to` (one direction only); `uncut` restores it. */
+    readonly cut: (from: Address, to: Address) => Effect.Effect<void>
+    readonly uncut: (from: Address, to: Address) => Effect.Effect<void>
+    /** Removes the partition, every isolation and every cut (not pauses: see `resume`). */
     readonly heal: Effect.Effect<void>
+    /**
+     * Freezes the node at `address` (SIGSTOP, a long GC pause): its sleeps do
+     * not end, its receive loop does not wake, exchanges to and from it wait —
+     * while datagrams to it queue (up to the receive capacity) and the clock
+     * runs on. The node's fibers must run on `clockFor(address)`.
+     */
+    readonly pause: (address: Address) => Effect.Effect<void>
+    /** Lets a paused node run again: every overdue timer fires, queued datagrams are read. */
+    readonly resume: (address: Address) => Effect.Effect<void>
+    /**
+     * The clock a node at `address` runs on: the network's clock, whose sleeps
+     * also wait while the node is paused. Provide it to the node's layer.
+     */
+    readonly clockFor: (address: Address) => Clock.Clock
     /** Counters of one address (kept after it detaches). */
     readonly stats: (address: Address) => Effect.Effect<SimStats>
     /** Counters of the whole network. */
@@ -380,7 +407,26 @@ export const make = Effect.fnUntraced(function* (
   let groups = new Map<string, number>()
   let partitioned = false
   const isolated = new Set<string>()
+  const cuts = new Set<string>()
+  /** Paused addresses: each one's latch opens on resume. */
+  const paused = new Map<string, Latch.Latch>()
   let closed = false
+
+  /** Waits while `key` is paused (at once otherwise). */
+  const whileAwake = (key: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const latch = paused.get(key)
+      return latch === undefined ? Effect.void : Effect.andThen(latch.await, whileAwake(key))
+    })
+
+  /** Runs `run` now, or when `key` resumes if it is paused (the work a frozen process does later). */
+  const whenAwake = (key: string, run: () => void): void => {
+    if (!paused.has(key)) {
+      run()
+      return
+    }
+    Fiber.runIn(Effect.runForkWith(context)(Effect.andThen(whileAwake(key), Effect.sync(run))), scope)
+  }
 
   const countersOf = (key: string): Counters => {
     let c = counters.get(key)
@@ -393,6 +439,7 @@ export const make = Effect.fnUntraced(function* (
 
   const blocked = (from: string, to: string): boolean => {
     if (isolated.size > 0 && (isolated.has(from) || isolated.has(to))) return true
+    if (cuts.size > 0 && cuts.has(linkKey(from, to))) return true
     if (!partitioned) return false
     return (groups.get(from) ?? -1) !== (groups.get(to) ?? -1)
   }
@@ -541,7 +588,8 @@ export const make = Effect.fnUntraced(function* (
       })
 
     const receive: Effect.Effect<readonly [Packet, ...Array<Packet>]> = Effect.tap(
-      Queue.takeAll(node.queue),
+      // a paused process reads nothing: datagrams stay in its socket buffer until it resumes
+      Effect.andThen(whileAwake(fromKey), Queue.takeAll(node.queue)).pipe(Effect.tap(() => whileAwake(fromKey))),
       (packets) =>
         Effect.forEach(packets, (packet) => logPacket("received datagram", packet.from, packet.payload.length), {
           discard: true
@@ -568,39 +616,45 @@ export const make = Effect.fnUntraced(function* (
           schedule(delayOf(toKey, conditionsOf(toKey, fromKey)), () => {
             if (!done && !blocked(toKey, fromKey)) answer(result)
           })
-        if (!blocked(fromKey, toKey)) {
+        // a stream needs both directions (TCP's handshake): a one-way cut hangs it either way
+        if (!blocked(fromKey, toKey) && !blocked(toKey, fromKey)) {
           schedule(delayOf(fromKey, conditionsOf(fromKey, toKey)), () => {
             if (done || blocked(fromKey, toKey)) return
-            const target = nodes.get(toKey)
-            const server = target?.server
-            if (server === undefined) return respond(Effect.fail(failure("connection refused", toKey)))
-            if (bytes.length > server.maxBytes) {
-              return respond(Effect.fail(failure(`request of ${bytes.length} bytes exceeds ${server.maxBytes}`, toKey)))
-            }
-            // like TCP, the server sees the client's host on an ephemeral port
-            const remote = new Address(
-              { host: local.host, port: ephemeralBase + (streamSequence++ % ephemeralRange) },
-              { disableChecks: true }
-            )
-            const handling = server.handler(remote, bytes).pipe(
-              Effect.timeoutOrElse({
-                duration: server.timeout,
-                orElse: () => Effect.fail(failure("handler timed out", toKey))
-              }),
-              Effect.onExit((exit) =>
-                Effect.sync(() =>
-                  respond(
-                    Exit.isSuccess(exit)
-                      ? Effect.succeed(exit.value.slice())
-                      : Effect.fail(failure("exchange closed without a response", toKey, exit.cause))
-                  )
+            whenAwake(toKey, () => serveRequest())
+          })
+        }
+        const serveRequest = () => {
+          if (done) return
+          const target = nodes.get(toKey)
+          const server = target?.server
+          if (server === undefined) return respond(Effect.fail(failure("connection refused", toKey)))
+          if (bytes.length > server.maxBytes) {
+            return respond(Effect.fail(failure(`request of ${bytes.length} bytes exceeds ${server.maxBytes}`, toKey)))
+          }
+          // like TCP, the server sees the client's host on an ephemeral port
+          const remote = new Address(
+            { host: local.host, port: ephemeralBase + (streamSequence++ % ephemeralRange) },
+            { disableChecks: true }
+          )
+          const handling = server.handler(remote, bytes).pipe(
+            Effect.timeoutOrElse({
+              duration: server.timeout,
+              orElse: () => Effect.fail(failure("handler timed out", toKey))
+            }),
+            Effect.onExit((exit) =>
+              Effect.sync(() =>
+                respond(
+                  Exit.isSuccess(exit)
+                    ? Effect.succeed(exit.value.slice())
+                    : Effect.fail(failure("exchange closed without a response", toKey, exit.cause))
                 )
               )
             )
-            Fiber.runIn(Effect.runForkWith(server.context)(handling), server.scope)
-          })
+          )
+          Fiber.runIn(Effect.runForkWith(server.context)(handling), server.scope)
         }
         return Deferred.await(reply).pipe(
+          Effect.tap(() => whileAwake(fromKey)),
           Effect.flatMap((response) =>
             response.length > exchangeOptions.maxBytes
               ? Effect.fail(failure(`response of ${response.length} bytes exceeds ${exchangeOptions.maxBytes}`, toKey))
@@ -746,11 +800,39 @@ export const make = Effect.fnUntraced(function* (
         partitioned = true
       }),
     isolate: (address) => set(() => void isolated.add(formatAddress(address))),
+    cut: (from, to) => set(() => void cuts.add(linkKey(formatAddress(from), formatAddress(to)))),
+    uncut: (from, to) => set(() => void cuts.delete(linkKey(formatAddress(from), formatAddress(to)))),
     heal: set(() => {
       groups = new Map()
       partitioned = false
       isolated.clear()
+      cuts.clear()
     }),
+    pause: (address) =>
+      set(() => {
+        const key = formatAddress(address)
+        if (!paused.has(key)) paused.set(key, Latch.makeUnsafe(false))
+      }),
+    resume: (address) =>
+      set(() => {
+        const key = formatAddress(address)
+        const latch = paused.get(key)
+        paused.delete(key)
+        latch?.openUnsafe()
+      }),
+    clockFor: (address) => {
+      const key = formatAddress(address)
+      return {
+        currentTimeMillisUnsafe: () => clock.currentTimeMillisUnsafe(),
+        currentTimeMillis: clock.currentTimeMillis,
+        currentTimeNanosUnsafe: () => clock.currentTimeNanosUnsafe(),
+        currentTimeNanos: clock.currentTimeNanos,
+        monotonicTimeNanosUnsafe: () => clock.monotonicTimeNanosUnsafe(),
+        monotonicTimeNanos: clock.monotonicTimeNanos,
+        // a timer of a paused process fires when it resumes, late
+        sleep: (duration) => Effect.andThen(clock.sleep(duration), whileAwake(key))
+      }
+    },
     stats: (address) => set(() => (counters.get(formatAddress(address)) ?? new Counters()).snapshot()),
     totals: set(() => {
       const all = Array.from(counters.values())

@@ -19,6 +19,15 @@
  *   to a few random members.
  * - **Anti-entropy.** A push-pull exchange of the full state over a stream,
  *   at join and periodically, merged under the same precedence rules.
+ * - **Healing.** Failed members stay reconnect targets for `reconnectTimeout`
+ *   (after they are reaped too), seeds are retried while nobody is alive, the
+ *   recently dead are pinged, and any word from a member held dead starts an
+ *   exchange with it — so a partition of any length heals, and a paused
+ *   process that resumes refutes at once.
+ *
+ * Nothing here waits on the network without a deadline, and no loop waits on
+ * an exchange: stream exchanges (push-pull, the TCP fallback ping) run in
+ * their own fibers, a few at a time, each bounded by its timeout.
  *
  * The protocol's decisions live in pure modules (`Rules`, `Suspicion`,
  * `Awareness`, `Broadcasts`, `ProbeOrder`); this module wires them to the
@@ -68,6 +77,12 @@ export interface SwimStats {
   readonly refutations: number
   /** Probes that failed over UDP but were answered over the TCP fallback. */
   readonly streamPingAcks: number
+  /** Members declared dead because their address answered as another identity (a restart under a new id). */
+  readonly replacements: number
+  /** Exchanges started with a member held dead because it was heard from (a healed partition, a resumed process). */
+  readonly revivals: number
+  /** Background exchanges not started because `MAX_BACKGROUND_EXCHANGES` were already in flight. */
+  readonly exchangesDeferred: number
   readonly pushPulls: number
   readonly pushPullFailures: number
   readonly packetsRejected: number
@@ -93,7 +108,20 @@ const NACK_AT = 0.8
 const PHI_COALESCE_MILLIS = 10
 
 /** Push-pull state is bounded by the codec's cap; every exchange has this much time. */
-const PUSH_PULL_TIMEOUT = Duration.seconds(10)
+const PUSH_PULL_TIMEOUT_MILLIS = 10_000
+
+/**
+ * Stream exchanges a node runs in the background at once (periodic push-pull,
+ * reconnects, learning about strangers, revivals). Each holds a connection for
+ * up to its timeout when the peer's packets are dropped, so they are few.
+ */
+export const MAX_BACKGROUND_EXCHANGES = 4
+
+/** Failed members remembered as reconnect targets; the oldest go first beyond this. */
+const MAX_RECONNECT_TARGETS = 4096
+
+/** Per-peer cooldown tables (strangers to learn from, the dead to revive) are cleared beyond this size. */
+const MAX_COOLDOWN_ENTRIES = 4096
 
 /** How often the reaper looks for members to forget. */
 export const REAP_INTERVAL = Duration.seconds(1)
@@ -119,9 +147,26 @@ export const advertisedAddress = (config: ClusterConfig, bound: Address): Addres
 export const pushPullScale = (interval: number, n: number): number =>
   n <= 32 ? interval : interval * (Math.ceil(Math.log2(n) - Math.log2(32)) + 1)
 
+/**
+ * Who waits for the ack of one sequence number. An ack counts only when it
+ * comes from `target`; an ack from another identity *sent from the target's
+ * address* means that address now belongs to someone else (`onReplaced`).
+ */
 interface AckWaiter {
+  readonly target: NodeId
+  readonly address: string
   readonly onAck: () => void
+  readonly onReplaced: (by: NodeId) => Effect.Effect<void>
   readonly onNack: () => void
+}
+
+/** How a probe ended. */
+type ProbeOutcome = { readonly _tag: "Acked" } | { readonly _tag: "Replaced"; readonly by: NodeId }
+
+/** A failed member worth trying again, remembered past its reaping (Serf's reconnect list). */
+interface ReconnectTarget {
+  readonly address: Address
+  readonly failedAt: number
 }
 
 export class Swim extends Context.Service<
@@ -134,13 +179,16 @@ export class Swim extends Context.Service<
     readonly handlePackets: (packets: ReadonlyArray<Packet>) => Effect.Effect<void>
     /** Serves one stream exchange — a push-pull, or a probe's TCP fallback ping (the Transport's stream handler). */
     readonly handleStream: (from: Address, request: Uint8Array) => Effect.Effect<Uint8Array, NetworkError>
-    /** One probe round: the next member in turn, directly then indirectly. */
+    /** One probe round: the next member in turn, directly then indirectly. Never longer than the probe interval. */
     readonly probeRound: Effect.Effect<void>
-    /** One gossip round: pending updates to `gossipNodes` random members. */
+    /** One gossip round: pending updates to `gossipNodes` random members (live or recently dead). */
     readonly gossipRound: Effect.Effect<void>
-    /** One push-pull with a random alive member. */
+    /** Starts one push-pull with a random alive member (in the background; returns at once). */
     readonly pushPullRound: Effect.Effect<void>
-    /** One attempt to reach a random member we believe dead (heals partitions). */
+    /**
+     * Starts one attempt to reach a member we believe failed — or, while no
+     * member is alive, a seed — in the background (heals partitions).
+     */
     readonly reconnectRound: Effect.Effect<void>
     /** Forgets members dead or left longer than `reapAfter`, and tombstones older than `tombstoneTtl`. */
     readonly reapRound: Effect.Effect<void>
@@ -156,7 +204,8 @@ export class Swim extends Context.Service<
     readonly join: (seeds: ReadonlyArray<string>) => Effect.Effect<number, JoinFailed>
     /**
      * Leaves gracefully: announces `Left` at a new incarnation and waits
-     * (at most `leaveTimeout`) until the announcement has gone out.
+     * (at most `leaveTimeout`) until the announcement has gone out. Pings are
+     * still answered until the node stops, so the news also rides on acks.
      */
     readonly leave: Effect.Effect<void>
     /** Publishes new tags (replacing the previous ones) at a new incarnation. */
@@ -182,7 +231,12 @@ export class Swim extends Context.Service<
       const pingTimeoutMs = Duration.toMillis(config.pingTimeout)
       const gossipToTheDeadMs = Duration.toMillis(config.gossipToTheDeadTime)
       const reapAfterMs = Duration.toMillis(config.reapAfter)
+      const reconnectTimeoutMs = Duration.toMillis(config.reconnectTimeout)
       const tombstoneTtl = config.tombstoneTtl
+      /** A member heard from while held dead is revived at most this often (its exchange may fail). */
+      const reviveCooldownMs = 5 * probeIntervalMs
+      /** A stranger that pings us is learnt from at most this often. */
+      const learnCooldownMs = 5 * probeIntervalMs
 
       // --- local state (only this fiber group touches it; every mutation is synchronous) ---
       let self = new ClusterNode(
@@ -206,16 +260,27 @@ export class Swim extends Context.Service<
       const probeOrder = new ProbeOrder<NodeId>()
       /** Members worth talking to: Alive or Suspect, never this node. */
       const live = new Peers<NodeId>()
+      /** The Alive ones among them: only these are asked to probe for us (memberlist's rule). */
+      const alive = new Peers<NodeId>()
       /** Members that died recently enough to keep gossiping to (a false death heals faster). */
       const recentlyDead = new Peers<NodeId>()
       /** When each Dead/Left member got that state, for reaping and gossip-to-the-dead. */
       const downSince = new Map<NodeId, number>()
-      /** Gossip address → member id, so a packet without ids still counts as a heartbeat. */
+      /** Failed members to try again, kept past reaping until `reconnectTimeout` (Serf's reconnect list). */
+      const reconnectTargets = new Map<NodeId, ReconnectTarget>()
+      /** Gossip address → the live member there, so a packet without ids still counts as a heartbeat. */
       const byAddress = new Map<string, NodeId>()
+      /** Gossip address → every live member that claims it (more than one after a restart under a new id). */
+      const atAddress = new Map<string, Set<NodeId>>()
       const lastHeartbeat = new Map<NodeId, number>()
       let leaving = false
       const lastProbed = new Map<NodeId, number>()
       let lastRoundOutOfTurn = false
+      /** When each dead member heard from was last revived, and each stranger last learnt from. */
+      const lastRevived = new Map<NodeId, number>()
+      const lastLearnt = new Map<string, number>()
+      /** Peers (by id or address) with a background exchange in flight, and how many there are. */
+      const exchanging = new Set<string>()
       const counters = {
         probes: 0,
         indirectProbes: 0,
@@ -224,6 +289,9 @@ export class Swim extends Context.Service<
         deathsDeclared: 0,
         refutations: 0,
         streamPingAcks: 0,
+        replacements: 0,
+        revivals: 0,
+        exchangesDeferred: 0,
         pushPulls: 0,
         pushPullFailures: 0,
         packetsRejected: 0,
@@ -260,10 +328,15 @@ export class Swim extends Context.Service<
             priority.length === 0 ? picked.map((b) => b.payload) : [...priority, ...picked.map((b) => b.payload)]
           if (messages.length === 0 && candidates.length === 0) return Effect.void
           const packed = Codec.packCompound(label, messages, candidates, maxPacket)
-          return transport
-            .send(to, packed.bytes)
-            .pipe(Effect.catch((error) => Effect.logDebug("send failed", error.message)))
+          return sendBytes(to, packed.bytes)
         })
+
+      /** Sends exactly these messages and updates, nothing from the broadcast queue. */
+      const sendOnly = (to: Address, messages: ReadonlyArray<Message>, updates: ReadonlyArray<NodeStateUpdate> = []) =>
+        sendBytes(to, Codec.encodePacket({ label }, { messages, updates }))
+
+      const sendBytes = (to: Address, bytes: Uint8Array) =>
+        transport.send(to, bytes).pipe(Effect.catch((error) => Effect.logDebug("send failed", error.message)))
 
       const enqueue = (update: NodeStateUpdate) =>
         broadcasts.enqueue({ key: update.nodeId, payload: update, size: Codec.updateSize(update) })
@@ -273,34 +346,100 @@ export class Swim extends Context.Service<
       const accusation = (id: NodeId, state: NodeState, incarnation: number, from: NodeId = self.id) =>
         new NodeStateUpdate({ nodeId: id, state, incarnation, from }, { disableChecks: true })
 
+      // --- background exchanges: few at a time, one per peer, none awaited by a loop ---
+
+      /**
+       * Runs `exchange` in its own fiber unless one with `key` is already in
+       * flight or `MAX_BACKGROUND_EXCHANGES` are. Returns at once: the caller
+       * never waits on the network.
+       */
+      const inBackground = (key: string, exchange: Effect.Effect<unknown, unknown>) =>
+        Effect.suspend(() => {
+          if (exchanging.has(key)) return Effect.void
+          if (exchanging.size >= MAX_BACKGROUND_EXCHANGES) {
+            counters.exchangesDeferred++
+            return Effect.void
+          }
+          exchanging.add(key)
+          return FiberSet.run(
+            tasks,
+            exchange.pipe(Effect.ignore, Effect.ensuring(Effect.sync(() => exchanging.delete(key)))),
+            { startImmediately: true }
+          ).pipe(Effect.asVoid)
+        })
+
+      /** Whether `key` may be contacted again (at most once per `cooldown`), recording the attempt. */
+      const cooledDown = <K>(table: Map<K, number>, key: K, now: number, cooldown: number) => {
+        const last = table.get(key)
+        if (last !== undefined && now - last < cooldown) return false
+        if (table.size >= MAX_COOLDOWN_ENTRIES) table.clear()
+        table.set(key, now)
+        return true
+      }
+
       // --- bookkeeping that follows every applied change ---
+
+      const unindexAddress = (address: string, id: NodeId) => {
+        const ids = atAddress.get(address)
+        if (ids !== undefined) {
+          ids.delete(id)
+          if (ids.size === 0) atAddress.delete(address)
+        }
+        if (byAddress.get(address) === id) byAddress.delete(address)
+      }
 
       const track = (change: Applied, now: number) => {
         counters.updatesApplied++
         const node = change.current
         const previous = change.previous
-        if (previous !== undefined && formatAddress(previous.gossipAddress) !== formatAddress(node.gossipAddress)) {
-          if (byAddress.get(formatAddress(previous.gossipAddress)) === node.id) {
-            byAddress.delete(formatAddress(previous.gossipAddress))
-          }
-        }
         if (node.id === self.id) return
-        byAddress.set(formatAddress(node.gossipAddress), node.id)
+        const address = formatAddress(node.gossipAddress)
+        if (previous !== undefined) {
+          const before = formatAddress(previous.gossipAddress)
+          if (before !== address) unindexAddress(before, node.id)
+        }
         if (node.state === "Alive" || node.state === "Suspect") {
+          byAddress.set(address, node.id)
+          let ids = atAddress.get(address)
+          if (ids === undefined) {
+            ids = new Set()
+            atAddress.set(address, ids)
+          }
+          ids.add(node.id)
           live.add(node.id)
+          if (node.state === "Alive") alive.add(node.id)
+          else alive.remove(node.id)
           probeOrder.add(node.id, random)
           recentlyDead.remove(node.id)
           downSince.delete(node.id)
+          reconnectTargets.delete(node.id)
         } else {
+          unindexAddress(address, node.id)
           live.remove(node.id)
+          alive.remove(node.id)
           probeOrder.remove(node.id)
-          if (node.state === "Dead") recentlyDead.add(node.id)
-          else recentlyDead.remove(node.id)
           downSince.set(node.id, now)
+          if (node.state === "Dead") {
+            recentlyDead.add(node.id)
+            rememberFailed(node, now)
+          } else {
+            // a graceful leave is final: nobody reconnects to it
+            recentlyDead.remove(node.id)
+            reconnectTargets.delete(node.id)
+          }
         }
         if (node.state !== "Suspect") {
           suspicions.delete(node.id)
         }
+      }
+
+      const rememberFailed = (node: ClusterNode, now: number) => {
+        reconnectTargets.delete(node.id)
+        if (reconnectTargets.size >= MAX_RECONNECT_TARGETS) {
+          const oldest = reconnectTargets.keys().next()
+          if (!oldest.done) reconnectTargets.delete(oldest.value)
+        }
+        reconnectTargets.set(node.id, { address: node.gossipAddress, failedAt: now })
       }
 
       const cancelSuspicion = (id: NodeId) => FiberMap.remove(timers, id)
@@ -357,10 +496,25 @@ export class Swim extends Context.Service<
 
       // --- applying what we hear ---
 
+      /** Whether an `Alive` announcement about us carries what we announce (a previous life's would not). */
+      const announcesSelf = (update: NodeStateUpdate) =>
+        update.name === self.name &&
+        update.gossipAddress !== undefined &&
+        formatAddress(update.gossipAddress) === formatAddress(self.gossipAddress) &&
+        (update.rpcAddress === undefined) === (self.rpcAddress === undefined) &&
+        (update.rpcAddress === undefined ||
+          self.rpcAddress === undefined ||
+          formatAddress(update.rpcAddress) === formatAddress(self.rpcAddress)) &&
+        sameTags(update.tags ?? {}, self.tags)
+
       /** A claim about this node: refute it when the rules say so (Lifeguard counts that against our health). */
       const claimAboutSelf = (update: NodeStateUpdate) =>
         Effect.suspend(() => {
-          const incarnation = Rules.refute(self, update)
+          const incarnation = Rules.refute(
+            self,
+            update,
+            update.state !== "Alive" || !update.isFull || announcesSelf(update)
+          )
           if (incarnation === undefined) {
             // An accusation older than our last refutation: whoever still repeats it missed the
             // refutation (its retransmissions are spent). Announce ourselves again — no new
@@ -399,14 +553,13 @@ export class Swim extends Context.Service<
             if (Option.isSome(known) && !Rules.shouldApply(known.value, update)) return
             const node = update.toNode()
             if (Option.isNone(node)) return
-            const holder = byAddress.get(formatAddress(node.value.gossipAddress))
             const change = yield* registry.upsert(node.value)
             if (change === undefined) return
             track(change, now)
             enqueue(update)
             yield* cancelSuspicion(update.nodeId)
             if (change.previous === undefined || change.previous.state === "Dead" || change.previous.state === "Left") {
-              yield* replacedAt(node.value, holder)
+              yield* verifyOthersAt(node.value)
             }
             return
           }
@@ -440,20 +593,66 @@ export class Swim extends Context.Service<
         })
 
       /**
-       * A member that (re)appears at the address of another live member: that
-       * other one restarted under a new id and is gone. Declared dead at once,
-       * so discovery never hands out the stale identity. `holder` is who held
-       * the address before this update was applied.
+       * A member (re)appeared at an address where other live members are
+       * held: one of them may have restarted under this new id. Ping each of
+       * them there now — the process at that address answers with its own
+       * id, and an answer from another identity declares the old one dead
+       * (see {@link probe}) — instead of declaring anyone dead on the
+       * newcomer's word: a misconfigured newcomer may advertise a live
+       * member's address.
        */
-      const replacedAt = (node: ClusterNode, holder: NodeId | undefined) =>
+      const verifyOthersAt = (node: ClusterNode) =>
         Effect.gen(function* () {
-          if (holder === undefined || holder === node.id || !live.has(holder)) return
-          const other = yield* registry.get(holder)
-          if (Option.isNone(other)) return
-          yield* Effect.logDebug("member replaced by a new identity at its address").pipe(
-            Effect.annotateLogs({ old: holder, new: node.id, address: formatAddress(node.gossipAddress) })
+          const address = formatAddress(node.gossipAddress)
+          const ids = atAddress.get(address)
+          if (ids === undefined || ids.size < 2) return
+          for (const id of ids) {
+            if (id === node.id) continue
+            const other = yield* registry.get(id)
+            if (Option.isSome(other)) yield* verify(other.value)
+          }
+        })
+
+      /** One ping to `member` outside the probe order, answered or not within the ping timeout. */
+      const verify = (member: ClusterNode) =>
+        Effect.gen(function* () {
+          const verifySeq = nextSeq()
+          waiters.set(verifySeq, {
+            target: member.id,
+            address: formatAddress(member.gossipAddress),
+            onAck: () => {},
+            onReplaced: (by) => replaced(member, by),
+            onNack: () => {}
+          })
+          yield* sendOnly(member.gossipAddress, [new Ping({ seq: verifySeq, from: self.id, target: member.id })])
+          yield* FiberSet.run(
+            tasks,
+            Effect.sleep(Duration.millis(pingTimeoutMs)).pipe(
+              Effect.andThen(Effect.sync(() => waiters.delete(verifySeq)))
+            )
           )
-          yield* applyUpdate(accusation(holder, "Dead", other.value.incarnation))
+        })
+
+      /**
+       * `member`'s address answered a ping for it as `by`: the process there is
+       * another identity now (a restart under a new id), so `member` is gone.
+       */
+      const replaced = (member: ClusterNode, by: NodeId) =>
+        Effect.gen(function* () {
+          const current = yield* registry.get(member.id)
+          if (
+            Option.isNone(current) ||
+            (current.value.state !== "Alive" && current.value.state !== "Suspect") ||
+            current.value.incarnation !== member.incarnation ||
+            formatAddress(current.value.gossipAddress) !== formatAddress(member.gossipAddress)
+          )
+            return
+          counters.replacements++
+          counters.deathsDeclared++
+          yield* Effect.logDebug("member's address answers as another identity: declaring it dead").pipe(
+            Effect.annotateLogs({ member: member.name, by, address: formatAddress(member.gossipAddress) })
+          )
+          yield* applyUpdate(accusation(member.id, "Dead", member.incarnation))
         })
 
       /** We ourselves suspect `member` (a failed probe). */
@@ -475,37 +674,54 @@ export class Swim extends Context.Service<
         return phi.heartbeat(id)
       }
 
-      // --- messages ---
-
-      const onPing = (from: Address, ping: Ping) =>
-        ping.target === self.id && !leaving
-          ? send(from, [new Ack({ seq: ping.seq, from: self.id })]).pipe(Effect.andThen(learnFrom(from, ping.from)))
-          : Effect.logDebug("ignoring a ping for another identity or while leaving").pipe(
-              Effect.annotateLogs({ target: ping.target })
-            )
-
-      /** Addresses we are already exchanging state with because they pinged us as strangers. */
-      const learning = new Set<string>()
-
       /**
-       * A ping from a member we have never heard of: its join announcement
-       * missed us (gossip is probabilistic). Rather than wait up to a
-       * push-pull interval, exchange state with it now, once at a time.
+       * `id` spoke to us directly (it pinged us, or answered a ping). A member
+       * we hold dead is alive and reachable again — a healed partition, a
+       * resumed process, a false death — so exchange state with it at its
+       * known address: each side then hears the other's verdict about itself
+       * and refutes. A stranger (or a reaped member restarted under its old
+       * id) that pings us is learnt from the same way.
        */
-      const learnFrom = (address: Address, id: NodeId) =>
+      const heardFrom = (id: NodeId, source: Address, now: number, learn: boolean) =>
         Effect.gen(function* () {
-          const key = formatAddress(address)
-          if (learning.has(key) || Option.isSome(yield* registry.get(id))) return
-          learning.add(key)
-          yield* FiberSet.run(
-            tasks,
-            pushPullWith(address, false).pipe(Effect.ignore, Effect.ensuring(Effect.sync(() => learning.delete(key))))
-          )
+          if (id === self.id || leaving) return
+          const member = yield* registry.get(id)
+          if (Option.isSome(member)) {
+            // only from its own address: a relayed ack, or a forged ping, proves nothing
+            if (member.value.state !== "Dead" || formatAddress(member.value.gossipAddress) !== formatAddress(source))
+              return
+            if (!cooledDown(lastRevived, id, now, reviveCooldownMs)) return
+            counters.revivals++
+            yield* Effect.logDebug("heard from a member held dead: exchanging state").pipe(
+              Effect.annotateLogs({ member: member.value.name })
+            )
+            return yield* inBackground(id, pushPullWith(member.value.gossipAddress, false, id))
+          }
+          const key = formatAddress(source)
+          if (!learn || !cooledDown(lastLearnt, key, now, learnCooldownMs)) return
+          // Its join announcement missed us (gossip is probabilistic), or we reaped it: rather than
+          // wait up to a push-pull interval, exchange state with it now.
+          yield* inBackground(key, pushPullWith(source, false, id))
         })
 
-      const onAck = (ack: Ack) =>
-        Effect.sync(() => {
-          waiters.get(ack.seq)?.onAck()
+      // --- messages ---
+
+      /**
+       * Answers a ping. A ping for another identity is answered too, with our
+       * own id: the prober learns at once that the member it probes no longer
+       * lives at this address. A leaving node still answers until it stops.
+       */
+      const onPing = (from: Address, ping: Ping) => send(from, [new Ack({ seq: ping.seq, from: self.id })])
+
+      const onAck = (ack: Ack, source: Address) =>
+        Effect.suspend(() => {
+          const waiter = waiters.get(ack.seq)
+          if (waiter === undefined) return Effect.void
+          if (ack.from === waiter.target) {
+            waiter.onAck()
+            return Effect.void
+          }
+          return formatAddress(source) === waiter.address ? waiter.onReplaced(ack.from) : Effect.void
         })
 
       const onNack = (nack: Nack) =>
@@ -520,16 +736,20 @@ export class Swim extends Context.Service<
           const relaySeq = nextSeq()
           const answered = yield* Deferred.make<boolean>()
           waiters.set(relaySeq, {
-            onAck: () => Deferred.doneUnsafe(answered, Exit.succeed(true)),
+            target: request.target,
+            address: formatAddress(request.targetAddress),
+            onAck: () => void Deferred.doneUnsafe(answered, Exit.succeed(true)),
+            // the target's address answers as someone else: nothing to relay, the requestor's probe fails
+            onReplaced: () => Effect.void,
             onNack: () => {}
           })
           yield* send(request.targetAddress, [new Ping({ seq: relaySeq, from: self.id, target: request.target })])
           // The requestor counts nacks only until its probe interval ends — about one ping
-          // timeout after it asked us — so the nack must leave well before our own ping times
-          // out, or it always arrives late and the requestor blames its own health. An ack
-          // that comes after the nack is still relayed.
-          const timeout = awareness.scale(pingTimeoutMs)
-          const nackAfter = timeout * NACK_AT
+          // timeout after it asked us — so the nack must leave well before a ping timeout,
+          // whatever our own health score (memberlist's helper uses the unscaled timeout too):
+          // a late nack would make the requestor blame its own health. An ack that comes after
+          // the nack is still relayed, until the ping timeout.
+          const nackAfter = pingTimeoutMs * NACK_AT
           const relayAck = send(from, [new Ack({ seq: request.seq, from: request.target })])
           yield* FiberSet.run(
             tasks,
@@ -540,7 +760,7 @@ export class Swim extends Context.Service<
                   ? relayAck
                   : send(from, [new Nack({ seq: request.seq, from: self.id })]).pipe(
                       Effect.andThen(Deferred.await(answered)),
-                      Effect.timeoutOption(Duration.millis(timeout - nackAfter)),
+                      Effect.timeoutOption(Duration.millis(pingTimeoutMs - nackAfter)),
                       Effect.flatMap((late) => (Option.isSome(late) ? relayAck : Effect.void))
                     )
               ),
@@ -569,9 +789,11 @@ export class Swim extends Context.Service<
               case "Ping":
                 if (sender === undefined) yield* heartbeat(message.from, now)
                 yield* onPing(packet.from, message)
+                yield* heardFrom(message.from, packet.from, now, true)
                 break
               case "Ack":
-                yield* onAck(message)
+                yield* onAck(message, packet.from)
+                yield* heardFrom(message.from, packet.from, now, false)
                 break
               case "Nack":
                 yield* onNack(message)
@@ -591,30 +813,41 @@ export class Swim extends Context.Service<
 
       // --- probing ---
 
+      /**
+       * Probes `target`: a ping, then (no ack within the ping timeout) ping-reqs
+       * through alive helpers and the TCP fallback in parallel, until the
+       * probe interval ends. The fallback runs in its own fiber with its own
+       * deadline and is never awaited: a connect that hangs (packets dropped)
+       * cannot hold the round.
+       */
       const probe = (target: ClusterNode) =>
         Effect.gen(function* () {
           counters.probes++
           const started = yield* Clock.currentTimeMillis
           const probeSeq = nextSeq()
-          const acked = yield* Deferred.make<boolean>()
+          const outcome = yield* Deferred.make<ProbeOutcome>()
           let nacks = 0
+          const address = formatAddress(target.gossipAddress)
           waiters.set(probeSeq, {
-            onAck: () => Deferred.doneUnsafe(acked, Exit.succeed(true)),
+            target: target.id,
+            address,
+            onAck: () => void Deferred.doneUnsafe(outcome, Exit.succeed({ _tag: "Acked" })),
+            onReplaced: (by) =>
+              Effect.sync(() => void Deferred.doneUnsafe(outcome, Exit.succeed({ _tag: "Replaced", by }))),
             onNack: () => void nacks++
           })
           // Lifeguard's buddy system: a suspect hears the accusation on the ping itself and can refute at once.
           const priority = target.state === "Suspect" ? [accusation(target.id, "Suspect", target.incarnation)] : []
           yield* send(target.gossipAddress, [new Ping({ seq: probeSeq, from: self.id, target: target.id })], priority)
-          const direct = yield* Deferred.await(acked).pipe(
+          const direct = yield* Deferred.await(outcome).pipe(
             Effect.timeoutOption(Duration.millis(awareness.scale(pingTimeoutMs)))
           )
           if (Option.isSome(direct)) {
-            awareness.apply(Awareness.PROBE_SUCCEEDED)
             waiters.delete(probeSeq)
-            return
+            return yield* probeEnded(target, direct.value)
           }
           counters.indirectProbes++
-          const helpers = live.sample(config.indirectChecks, random, new Set([target.id]))
+          const helpers = alive.sample(config.indirectChecks, random, new Set([target.id]))
           for (const id of helpers) {
             const helper = yield* registry.get(id)
             if (Option.isNone(helper)) continue
@@ -632,21 +865,29 @@ export class Swim extends Context.Service<
           // memberlist's fallback: the same ping over a TCP stream, in parallel with the helpers.
           // Datagram loss (or a firewall that drops UDP) then cannot make us accuse a member we
           // can still reach; it only costs a connection when a direct ping already failed.
-          const overTcp = yield* Effect.forkChild(
-            (config.tcpPings ? streamPing(target, probeSeq, remaining) : Effect.succeed(false)).pipe(
-              Effect.flatMap((ok) =>
-                Effect.sync(() => {
-                  if (!ok) return
-                  counters.streamPingAcks++
-                  Deferred.doneUnsafe(acked, Exit.succeed(true))
-                })
+          const overTcp = config.tcpPings
+            ? yield* FiberSet.run(
+                tasks,
+                streamPing(target, probeSeq, remaining).pipe(
+                  Effect.flatMap((answeredAs) =>
+                    Effect.sync(() => {
+                      if (answeredAs === undefined) return
+                      if (answeredAs !== target.id) {
+                        Deferred.doneUnsafe(outcome, Exit.succeed({ _tag: "Replaced", by: answeredAs }))
+                      } else if (Deferred.doneUnsafe(outcome, Exit.succeed({ _tag: "Acked" }))) {
+                        counters.streamPingAcks++
+                      }
+                    })
+                  )
+                ),
+                { startImmediately: true }
               )
-            )
-          )
-          const indirect = yield* Deferred.await(acked).pipe(Effect.timeoutOption(Duration.millis(remaining)))
+            : undefined
+          const indirect = yield* Deferred.await(outcome).pipe(Effect.timeoutOption(Duration.millis(remaining)))
           waiters.delete(probeSeq)
-          yield* Fiber.interrupt(overTcp)
-          if (Option.isSome(indirect)) return
+          // interrupted in the background: even a prompt interruption is not this round's to wait for
+          if (overTcp !== undefined) yield* FiberSet.run(tasks, Fiber.interrupt(overTcp))
+          if (Option.isSome(indirect)) return yield* probeEnded(target, indirect.value)
           counters.failedProbes++
           awareness.apply(Awareness.probeFailed(helpers.length, nacks))
           // The member may have changed while we waited (refuted, left): only accuse it at the
@@ -660,6 +901,13 @@ export class Swim extends Context.Service<
           ) {
             yield* suspect(current.value)
           }
+        })
+
+      /** An answered probe — directly, through a helper or over TCP — is evidence of our own health. */
+      const probeEnded = (target: ClusterNode, outcome: ProbeOutcome) =>
+        Effect.suspend(() => {
+          awareness.apply(Awareness.PROBE_SUCCEEDED)
+          return outcome._tag === "Replaced" ? replaced(target, outcome.by) : Effect.void
         })
 
       /**
@@ -692,9 +940,36 @@ export class Swim extends Context.Service<
           return undefined
         })
 
+      /**
+       * Pings one random recently dead member, with nothing piggybacked (our
+       * verdicts about others are not its business until it is back). If it
+       * is alive and reachable again — a healed partition, a resumed process —
+       * its answer is a word from a member held dead, which starts the
+       * exchange that heals the views (see {@link heardFrom}); a crashed one
+       * costs a datagram per probe interval for `gossipToTheDeadTime`.
+       */
+      const pingTheDead = (now: number) =>
+        Effect.gen(function* () {
+          expireRecentlyDead(now)
+          const [id] = recentlyDead.sample(1, random)
+          if (id === undefined) return
+          const member = yield* registry.get(id)
+          if (Option.isNone(member) || member.value.state !== "Dead") return
+          yield* sendOnly(member.value.gossipAddress, [new Ping({ seq: nextSeq(), from: self.id, target: id })])
+        })
+
+      const expireRecentlyDead = (now: number) => {
+        for (const id of recentlyDead.values().slice()) {
+          const since = downSince.get(id)
+          if (since === undefined || now - since > gossipToTheDeadMs) recentlyDead.remove(id)
+        }
+      }
+
       const probeRound = Effect.gen(function* () {
-        if (leaving || live.size === 0) return
+        if (leaving) return
         const now = yield* Clock.currentTimeMillis
+        yield* pingTheDead(now)
+        if (live.size === 0) return
         const urgent = yield* outOfTurn(now)
         lastRoundOutOfTurn = urgent !== undefined
         if (urgent !== undefined) probeOrder.prioritize([urgent])
@@ -713,15 +988,10 @@ export class Swim extends Context.Service<
 
       const gossipRound = Effect.gen(function* () {
         if (broadcasts.pending === 0) return
-        const now = yield* Clock.currentTimeMillis
-        for (const id of recentlyDead.values().slice()) {
-          const since = downSince.get(id)
-          if (since === undefined || now - since > gossipToTheDeadMs) recentlyDead.remove(id)
-        }
-        const targets = live.sample(config.gossipNodes, random)
-        if (targets.length < config.gossipNodes && recentlyDead.size > 0) {
-          targets.push(...recentlyDead.sample(config.gossipNodes - targets.length, random))
-        }
+        expireRecentlyDead(yield* Clock.currentTimeMillis)
+        // memberlist's fan-out: any live member or one that died within gossipToTheDeadTime, so a
+        // member declared dead by mistake hears it soon and refutes
+        const targets = Peers.sampleUnion(live, recentlyDead, config.gossipNodes, random)
         for (const id of targets) {
           if (broadcasts.pending === 0) return
           const member = yield* registry.get(id)
@@ -731,39 +1001,66 @@ export class Swim extends Context.Service<
 
       // --- push-pull ---
 
-      const localState = Effect.gen(function* () {
-        const members = yield* registry.members
-        return new PushPull({
-          from: self.id,
-          join: false,
-          nodes: members.map((m) => NodeStateUpdate.fromNode(m.id === self.id ? self : m))
+      /**
+       * Our full state for an exchange with `peer`. When we reaped `peer`, its
+       * tombstone goes too: a member restarted under its old id after being
+       * reaped would otherwise never learn that the cluster rejects its
+       * announcements (the tombstone outranks them) and never refute.
+       */
+      const localState = (peer: NodeId | undefined) =>
+        Effect.gen(function* () {
+          const members = yield* registry.members
+          const nodes = members.map((m) => NodeStateUpdate.fromNode(m.id === self.id ? self : m))
+          if (peer !== undefined && peer !== self.id) {
+            const tombstone = yield* registry.getTombstone(peer)
+            if (Option.isSome(tombstone)) nodes.push(NodeStateUpdate.fromNode(tombstone.value.node))
+          }
+          return new PushPull({ from: self.id, join: false, nodes })
         })
-      })
 
       /**
        * Merges a peer's full state. A peer's `Dead` verdict becomes our
        * suspicion (memberlist's rule): we only declare a death our own timer
-       * confirms, so one confused peer cannot kill members for everyone.
+       * confirms, so one confused peer cannot kill members for everyone. A
+       * verdict about a member we hear from regularly (phi below the
+       * threshold) is not even a suspicion here — typically the peer was cut
+       * off from it — but it is passed to the member, so it refutes and the
+       * peer's side learns it is alive.
        */
       const merge = (remote: PushPull) =>
         Effect.gen(function* () {
           for (const entry of remote.nodes) {
-            if (entry.state === "Dead" && entry.nodeId !== self.id) {
-              yield* applyUpdate(accusation(entry.nodeId, "Suspect", entry.incarnation, remote.from))
-            } else if (entry.state === "Suspect" && entry.nodeId !== self.id) {
+            if (entry.nodeId === self.id || (entry.state !== "Dead" && entry.state !== "Suspect")) {
+              yield* applyUpdate(entry)
+              continue
+            }
+            const verdict = accusation(entry.nodeId, "Suspect", entry.incarnation, entry.from ?? remote.from)
+            const known = yield* registry.get(entry.nodeId)
+            if (Option.isNone(known)) {
               // Learn the member if we did not know it, then take the suspicion (as the peer's).
               const node = entry.toNode()
-              if (Option.isSome(node) && Option.isNone(yield* registry.get(entry.nodeId))) {
+              if (entry.state === "Suspect" && Option.isSome(node)) {
                 yield* applyUpdate(NodeStateUpdate.fromNode(node.value.with({ state: "Alive" })))
+                yield* applyUpdate(verdict)
               }
-              yield* applyUpdate(accusation(entry.nodeId, "Suspect", entry.incarnation, entry.from ?? remote.from))
-            } else {
-              yield* applyUpdate(entry)
+              continue
             }
+            if (!Rules.shouldApply(known.value, verdict)) continue
+            if (yield* looksAlive(known.value)) {
+              yield* sendOnly(known.value.gossipAddress, [], [verdict])
+              continue
+            }
+            yield* applyUpdate(verdict)
           }
         })
 
-      /** Pings `target` over a stream; whether it acked within `timeoutMillis`. */
+      /** We hear from `member` at its usual rate: a heartbeat on record and phi below the threshold. */
+      const looksAlive = (member: ClusterNode) =>
+        member.state === "Alive" && lastHeartbeat.has(member.id)
+          ? phi.isAvailable(member.id, config.phiThreshold)
+          : Effect.succeed(false)
+
+      /** Pings `target` over a stream: the id that answered within `timeoutMillis`, if any. */
       const streamPing = (target: ClusterNode, probeSeq: number, timeoutMillis: number) =>
         Effect.gen(function* () {
           const request = Codec.encodePacket(
@@ -775,22 +1072,22 @@ export class Swim extends Context.Service<
             maxBytes: maxPacket
           })
           const answer = Codec.decodePacketResult(label, response)
-          return (
-            Result.isSuccess(answer) &&
-            answer.success.messages.some((m) => m._tag === "Ack" && m.seq === probeSeq && m.from === target.id)
-          )
-        }).pipe(Effect.orElseSucceed(() => false))
+          if (Result.isFailure(answer)) return undefined
+          const ack = answer.success.messages.find((m): m is Ack => m._tag === "Ack" && m.seq === probeSeq)
+          return ack?.from
+        }).pipe(Effect.orElseSucceed(() => undefined))
 
       /**
        * Serves one stream exchange: a ping (the TCP fallback of a failed
-       * probe) is answered with an ack; anything else is a push-pull.
+       * probe) is answered with an ack in our own name, whoever it was for
+       * (as over UDP); anything else is a push-pull.
        */
       const handleStream = (_from: Address, request: Uint8Array) => {
         const packet = Codec.decodePacketResult(label, request)
         if (Result.isFailure(packet)) return handlePushPull(request)
         const ping = packet.success.messages.find((m): m is Ping => m._tag === "Ping")
-        return ping === undefined || ping.target !== self.id || leaving
-          ? Effect.fail(new NetworkError({ message: "a stream ping for another identity, or while leaving" }))
+        return ping === undefined
+          ? Effect.fail(new NetworkError({ message: "a stream packet without a ping" }))
           : Effect.succeed(
               Codec.encodePacket({ label }, { messages: [new Ack({ seq: ping.seq, from: self.id })], updates: [] })
             )
@@ -800,19 +1097,25 @@ export class Swim extends Context.Service<
         Effect.gen(function* () {
           const remote = yield* Codec.decodePushPull(label, request)
           yield* merge(remote)
-          const state = yield* localState
+          const state = yield* localState(remote.from)
           return yield* Codec.encodePushPull(label, state)
         }).pipe(
           Effect.tapError((error) => Effect.logDebug("push-pull request refused", error.message)),
           Effect.mapError((error) => new NetworkError({ message: error.message, cause: error }))
         )
 
-      const pushPullWith = (address: Address, join: boolean) =>
+      /** One push-pull with `address` (`peer`: who we believe is there), bounded by `timeoutMillis`. */
+      const pushPullWith = (
+        address: Address,
+        join: boolean,
+        peer: NodeId | undefined,
+        timeoutMillis = PUSH_PULL_TIMEOUT_MILLIS
+      ) =>
         Effect.gen(function* () {
-          const state = yield* localState
+          const state = yield* localState(peer)
           const request = yield* Codec.encodePushPull(label, new PushPull({ ...state, join }))
           const response = yield* transport.exchange(address, request, {
-            timeout: PUSH_PULL_TIMEOUT,
+            timeout: Duration.millis(timeoutMillis),
             maxBytes: Codec.MAX_PUSH_PULL_SIZE
           })
           const remote = yield* Codec.decodePushPull(label, response)
@@ -832,20 +1135,49 @@ export class Swim extends Context.Service<
         const [id] = live.sample(1, random)
         if (id === undefined) return
         const member = yield* registry.get(id)
-        if (Option.isSome(member)) yield* pushPullWith(member.value.gossipAddress, false).pipe(Effect.ignore)
+        if (Option.isSome(member)) yield* inBackground(id, pushPullWith(member.value.gossipAddress, false, id))
       })
 
+      /**
+       * Serf's reconnect: one random failed member — reaped or not, until
+       * `reconnectTimeout` — with probability failed / alive, so a large
+       * cluster with a few failures does not spend an exchange every round.
+       * While nobody is alive (we were cut off, or everyone restarted), a
+       * random seed instead: no partition is too long to heal.
+       */
       const reconnectRound = Effect.gen(function* () {
         if (leaving) return
-        const dead: Array<NodeId> = []
-        for (const [id] of downSince) dead.push(id)
-        if (dead.length === 0) return
-        const id = dead[Math.floor(random() * dead.length)]!
-        const member = yield* registry.get(id)
-        if (Option.isSome(member) && member.value.state === "Dead") {
-          yield* pushPullWith(member.value.gossipAddress, false).pipe(Effect.ignore)
+        const now = yield* Clock.currentTimeMillis
+        for (const [id, target] of reconnectTargets) {
+          if (now - target.failedAt < reconnectTimeoutMs) break
+          reconnectTargets.delete(id)
+        }
+        if (live.size === 0 && config.seedNodes.length > 0) {
+          const seed = config.seedNodes[Math.floor(random() * config.seedNodes.length)]!
+          const address = parseAddress(seed)
+          if (address === undefined) return
+          const resolved = yield* transport.resolve(address).pipe(Effect.orElseSucceed(() => []))
+          const targets = resolved.filter((a) => !isSelf(a))
+          const target = targets[Math.floor(random() * targets.length)]
+          if (target !== undefined) yield* inBackground(formatAddress(target), pushPullWith(target, false, undefined))
+          return
+        }
+        if (reconnectTargets.size === 0) return
+        if (random() * Math.max(1, live.size + 1) > reconnectTargets.size) return
+        const index = Math.floor(random() * reconnectTargets.size)
+        let i = 0
+        for (const [id, target] of reconnectTargets) {
+          if (i++ < index) continue
+          const member = yield* registry.get(id)
+          // a member that came back (or left) since is no longer a target
+          if (Option.isSome(member) && member.value.state !== "Dead") return
+          return yield* inBackground(id, pushPullWith(target.address, false, id))
         }
       })
+
+      const isSelf = (address: Address) =>
+        formatAddress(address) === formatAddress(self.gossipAddress) ||
+        formatAddress(address) === formatAddress(transport.localAddress)
 
       const reapRound = Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
@@ -853,48 +1185,56 @@ export class Swim extends Context.Service<
           if (now - since < reapAfterMs) continue
           downSince.delete(id)
           recentlyDead.remove(id)
-          const reaped = yield* registry.remove(id, now)
-          if (reaped !== undefined) {
-            const address = formatAddress(reaped.node.gossipAddress)
-            if (byAddress.get(address) === id) byAddress.delete(address)
-          }
+          lastRevived.delete(id)
+          yield* registry.remove(id, now)
         }
         yield* registry.expireTombstones(now, tombstoneTtl)
       })
 
       // --- join and leave ---
 
-      const joinOnce = (seeds: ReadonlyArray<string>) =>
+      /** One push-pull with each seed (in parallel), each bounded by what is left of `deadline`. */
+      const joinOnce = (seeds: ReadonlyArray<string>, deadline: number) =>
         Effect.gen(function* () {
-          let answered = 0
           const failures: Array<string> = []
           const note = <A>(failure: string, result: A): A => {
             failures.push(failure)
             return result
           }
-          for (const seed of seeds) {
-            const address = parseAddress(seed)
-            if (address === undefined) {
-              failures.push(`${seed}: not host:port`)
-              continue
-            }
-            const resolved = yield* transport
-              .resolve(address)
-              .pipe(Effect.catch((error) => Effect.sync(() => note(`${seed}: ${error.message}`, [] as Array<Address>))))
-            for (const target of resolved) {
-              if (formatAddress(target) === formatAddress(self.gossipAddress)) continue
-              if (formatAddress(target) === formatAddress(transport.localAddress)) continue
-              const ok = yield* pushPullWith(target, true).pipe(
-                Effect.as(true),
-                Effect.catch((error) => Effect.sync(() => note(`${seed}: ${error.message}`, false)))
-              )
-              if (ok) {
-                answered++
-                break
-              }
-            }
-          }
-          return { answered, failures }
+          const results = yield* Effect.forEach(
+            seeds,
+            (seed) =>
+              Effect.gen(function* () {
+                const address = parseAddress(seed)
+                if (address === undefined) {
+                  failures.push(`${seed}: not host:port`)
+                  return false
+                }
+                const resolved = yield* transport
+                  .resolve(address)
+                  .pipe(
+                    Effect.catch((error) => Effect.sync(() => note(`${seed}: ${error.message}`, [] as Array<Address>)))
+                  )
+                for (const target of resolved) {
+                  if (isSelf(target)) continue
+                  const left = deadline - (yield* Clock.currentTimeMillis)
+                  if (left <= 0) break
+                  const ok = yield* pushPullWith(
+                    target,
+                    true,
+                    undefined,
+                    Math.min(PUSH_PULL_TIMEOUT_MILLIS, left)
+                  ).pipe(
+                    Effect.as(true),
+                    Effect.catch((error) => Effect.sync(() => note(`${seed}: ${error.message}`, false)))
+                  )
+                  if (ok) return true
+                }
+                return false
+              }),
+            { concurrency: MAX_BACKGROUND_EXCHANGES }
+          )
+          return { answered: results.filter((ok) => ok).length, failures }
         })
 
       const join = (seeds: ReadonlyArray<string>) =>
@@ -905,7 +1245,7 @@ export class Swim extends Context.Service<
           let backoff = 100
           let lastFailures: ReadonlyArray<string> = []
           while (true) {
-            const { answered, failures } = yield* joinOnce(seeds)
+            const { answered, failures } = yield* joinOnce(seeds, deadline)
             if (answered > 0) {
               yield* Effect.logDebug("joined").pipe(Effect.annotateLogs({ seeds: seeds.join(","), answered }))
               // Members that joined at about the same time may be missing from the seed's state,
@@ -985,4 +1325,11 @@ export class Swim extends Context.Service<
 
   static readonly layer = (config: ClusterConfig): Layer.Layer<Swim, never, Transport | NodeRegistry | PhiDetector> =>
     Layer.effect(Swim, Swim.make(config))
+}
+
+const sameTags = (a: Tags, b: Tags): boolean => {
+  const keys = Object.keys(a)
+  if (keys.length !== Object.keys(b).length) return false
+  for (const key of keys) if (!Object.hasOwn(b, key) || a[key] !== b[key]) return false
+  return true
 }

@@ -4,7 +4,7 @@
  * crash one (close its scope without leaving), make it leave, or partition
  * the network, and then move time forward.
  */
-import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { Clock, Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Cluster } from "../../../src/cluster/Cluster.ts"
 import * as ClusterConfig from "../../../src/cluster/Config.ts"
@@ -56,7 +56,9 @@ export const startNode = (
             ? SimNetwork.transport(address)
             : Layer.effect(Transport, Effect.map(network.attach(address), wrap))
         ),
-        Layer.provide(Layer.succeed(SimNetwork, network))
+        Layer.provide(Layer.succeed(SimNetwork, network)),
+        // the node's fibers sleep on its own clock, so `pause` can freeze them
+        Layer.provide(Layer.succeed(Clock.Clock, network.clockFor(address)))
       ),
       scope
     )
