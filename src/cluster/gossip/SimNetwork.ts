@@ -408,15 +408,28 @@ export const make = Effect.fnUntraced(function* (
   let partitioned = false
   const isolated = new Set<string>()
   const cuts = new Set<string>()
-  /** Paused addresses: each one's latch opens on resume. */
+  /**
+   * Paused addresses: each one's latches open on resume — its timers at once,
+   * its sockets a millisecond later, as Node's event loop runs due timers
+   * before it polls for I/O (so a woken process first sees its timeouts
+   * expire, then reads the answers that queued while it slept).
+   */
+  const pausedTimers = new Map<string, Latch.Latch>()
   const paused = new Map<string, Latch.Latch>()
   let closed = false
 
-  /** Waits while `key` is paused (at once otherwise). */
+  /** Waits while `key`'s sockets are paused (at once otherwise). */
   const whileAwake = (key: string): Effect.Effect<void> =>
     Effect.suspend(() => {
       const latch = paused.get(key)
       return latch === undefined ? Effect.void : Effect.andThen(latch.await, whileAwake(key))
+    })
+
+  /** Waits while `key`'s timers are paused. */
+  const timersAwake = (key: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const latch = pausedTimers.get(key)
+      return latch === undefined ? Effect.void : Effect.andThen(latch.await, timersAwake(key))
     })
 
   /** Runs `run` now, or when `key` resumes if it is paused (the work a frozen process does later). */
@@ -812,13 +825,21 @@ export const make = Effect.fnUntraced(function* (
       set(() => {
         const key = formatAddress(address)
         if (!paused.has(key)) paused.set(key, Latch.makeUnsafe(false))
+        if (!pausedTimers.has(key)) pausedTimers.set(key, Latch.makeUnsafe(false))
       }),
     resume: (address) =>
       set(() => {
         const key = formatAddress(address)
-        const latch = paused.get(key)
-        paused.delete(key)
-        latch?.openUnsafe()
+        const timers = pausedTimers.get(key)
+        pausedTimers.delete(key)
+        timers?.openUnsafe()
+        const sockets = paused.get(key)
+        if (sockets === undefined) return
+        schedule(1, () => {
+          if (paused.get(key) !== sockets) return
+          paused.delete(key)
+          sockets.openUnsafe()
+        })
       }),
     clockFor: (address) => {
       const key = formatAddress(address)
@@ -830,7 +851,7 @@ export const make = Effect.fnUntraced(function* (
         monotonicTimeNanosUnsafe: () => clock.monotonicTimeNanosUnsafe(),
         monotonicTimeNanos: clock.monotonicTimeNanos,
         // a timer of a paused process fires when it resumes, late
-        sleep: (duration) => Effect.andThen(clock.sleep(duration), whileAwake(key))
+        sleep: (duration) => Effect.andThen(clock.sleep(duration), timersAwake(key))
       }
     },
     stats: (address) => set(() => (counters.get(formatAddress(address)) ?? new Counters()).snapshot()),

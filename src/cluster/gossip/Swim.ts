@@ -824,6 +824,8 @@ export class Swim extends Context.Service<
         Effect.gen(function* () {
           counters.probes++
           const started = yield* Clock.currentTimeMillis
+          /** How long this probe may take: the probe interval, stretched by our health score. */
+          const budget = awareness.scale(probeIntervalMs)
           const probeSeq = nextSeq()
           const outcome = yield* Deferred.make<ProbeOutcome>()
           let nacks = 0
@@ -861,7 +863,7 @@ export class Swim extends Context.Service<
             ])
           }
           const now = yield* Clock.currentTimeMillis
-          const remaining = Math.max(0, awareness.scale(probeIntervalMs) - (now - started))
+          const remaining = Math.max(0, budget - (now - started))
           // memberlist's fallback: the same ping over a TCP stream, in parallel with the helpers.
           // Datagram loss (or a firewall that drops UDP) then cannot make us accuse a member we
           // can still reach; it only costs a connection when a direct ping already failed.
@@ -888,6 +890,16 @@ export class Swim extends Context.Service<
           // interrupted in the background: even a prompt interruption is not this round's to wait for
           if (overTcp !== undefined) yield* FiberSet.run(tasks, Fiber.interrupt(overTcp))
           if (Option.isSome(indirect)) return yield* probeEnded(target, indirect.value)
+          const took = (yield* Clock.currentTimeMillis) - started
+          if (took > budget + pingTimeoutMs) {
+            // We were frozen or starved (SIGSTOP, a long GC pause, an overloaded host) while the
+            // answers queued unread: the timeouts expired on our side. That is evidence about
+            // our own health, not the target's.
+            awareness.apply(Awareness.probeFailed(0, 0))
+            return yield* Effect.logDebug("probe outlived its interval: no verdict on the target").pipe(
+              Effect.annotateLogs({ member: target.name, took })
+            )
+          }
           counters.failedProbes++
           awareness.apply(Awareness.probeFailed(helpers.length, nacks))
           // The member may have changed while we waited (refuted, left): only accuse it at the
