@@ -296,33 +296,3 @@ export const restartSameId = (restarts: number, everyMs: number, healBoundMs: nu
   inject: (ctx) => restartLoop(ctx, restarts, everyMs, true),
   heal: async () => {}
 })
-
-/** The quick profile: N = 6, one repetition, short holds; the fault suite CI runs. */
-export const quickScenarios = (): Array<Scenario> => [
-  partition(30_000, 30_000),
-  partitionBeyondReap("20s", 75_000, 60_000),
-  blackhole(30_000, 30_000),
-  oneWayCut(30_000, 30_000),
-  flappingLink(2_000, 5_000, 60_000, 30_000),
-  sigkill(30_000, 30_000),
-  pause(10_000, 30_000),
-  loss(10, 30_000, 30_000),
-  restartNewId(5, 4_000, 30_000),
-  restartSameId(3, 4_000, 30_000)
-]
-
-/** The full profile (bench:faults): the holds, shoal defaults throughout (reapAfter 15 min). */
-export const fullScenarios = (): Array<Scenario> => [
-  partition(30_000, 60_000),
-  partition(90_000, 60_000),
-  partition(20 * 60_000, 120_000),
-  blackhole(60_000, 60_000),
-  oneWayCut(60_000, 60_000),
-  flappingLink(2_000, 5_000, 60_000, 60_000),
-  sigkill(60_000, 60_000),
-  pause(10_000, 60_000),
-  loss(10, 90_000, 60_000),
-  restartNewId(5, 4_000, 60_000),
-  restartSameId(3, 4_000, 60_000),
-  partitionBeyondReap("20s", 90_000, 120_000)
-]

@@ -188,3 +188,6 @@ export const sweepStaleTopologies = (): void => {
 /** Namespaces of this process's topologies that still exist (a test asserts there are none after cleanup). */
 export const leftoverNamespaces = (): Array<string> =>
   listNamespaces().filter((name) => name.startsWith(`${PREFIX}${process.pid}-`))
+
+/** Deletes every namespace this process still has (an interrupted run), killing what runs inside. */
+export const deleteLeftovers = (): void => deleteNamespaces(leftoverNamespaces())
