@@ -24,6 +24,7 @@ export interface Transition {
   readonly subject: string
   readonly state: MemberState
   readonly tags: Readonly<Record<string, string>>
+  readonly incarnation: number
 }
 
 /** Every agent process of the run, so an interrupted run can kill them all. */
@@ -87,10 +88,16 @@ export class AgentLife {
     return this.pauses.some((p) => t >= p.from && (p.to === undefined || t < p.to))
   }
 
-  record(t: number, subject: string, state: MemberState, tags: Readonly<Record<string, string>>): void {
+  record(
+    t: number,
+    subject: string,
+    state: MemberState,
+    tags: Readonly<Record<string, string>>,
+    incarnation: number
+  ): void {
     if (state === "Reaped") this.view.delete(subject)
     else this.view.set(subject, { state, tags })
-    this.transitions.push({ t, subject, state, tags })
+    this.transitions.push({ t, subject, state, tags, incarnation })
   }
 
   /** The state `subject` had in this view just after `t` (undefined: not known or reaped). */

@@ -14,12 +14,9 @@
  *   a side of a partition, anything during a one-way cut, a flapping link
  *   (down 2 s, shorter than the 4 s minimum suspicion timeout) or loss.
  * - A suspicion is expected under the same conditions, and also between
- *   `unreliable` pairs (a flapping link's ends, while it drops). Every other
- *   suspicion counts as "suspicions of reachable members" — e.g. inside a
- *   side of a partition. shoal: `Suspect` transitions (each observer that
- *   came to hold the member suspect, however it learnt it); Serf reports no
- *   Suspect state, so its figure counts memberlist's failed-probe lines (the
- *   accuser only).
+ *   `unreliable` pairs (a flapping link's ends). Every other suspicion counts
+ *   as a "suspicion of a reachable member" — e.g. inside a side of a
+ *   partition — judged from the accuser's side (see suspicionsOfReachable).
  */
 import type { AgentLife } from "./agent-life.ts"
 import type { Fleet } from "./fleet.ts"
@@ -73,15 +70,30 @@ export const falseFailures = (fleet: Fleet, model: FaultModel): Array<FalseFailu
       }))
   )
 
-/** Suspicions (see the module comment) of members the observer could reach, from `since` on. */
-export const suspicionsOfReachable = (fleet: Fleet, model: FaultModel, since: number): number =>
-  fleet.lives.flat().reduce((sum, observer) => {
-    const events = [
-      ...observer.transitions.filter((tr) => tr.state === "Suspect").map((tr) => ({ t: tr.t, key: tr.subject })),
-      ...observer.accusations.map((a) => ({ t: a.t, key: a.subject }))
-    ]
-    return sum + events.filter((e) => e.t >= since && !suspicionAllowed(fleet, model, observer, e.key, e.t)).length
-  }, 0)
+/**
+ * Suspicions (see the module comment) of members the accuser could reach,
+ * from `since` on. shoal: one per suspicion episode — a (member,
+ * incarnation) held Suspect — attributed to the first observer that held it
+ * (the accuser: it prints the event before it gossips it), so a legitimate
+ * suspicion that later spreads to members who could reach the suspect is not
+ * counted again. Serf: its accusations (failed-probe log lines).
+ */
+export const suspicionsOfReachable = (fleet: Fleet, model: FaultModel, since: number): number => {
+  const firstHolder = new Map<string, { readonly t: number; readonly observer: AgentLife; readonly key: string }>()
+  const accusations: Array<{ readonly t: number; readonly observer: AgentLife; readonly key: string }> = []
+  for (const observer of fleet.lives.flat()) {
+    for (const tr of observer.transitions) {
+      if (tr.state !== "Suspect" || tr.t < since) continue
+      const episode = `${tr.subject}@${tr.incarnation}`
+      const seen = firstHolder.get(episode)
+      if (seen === undefined || tr.t < seen.t) firstHolder.set(episode, { t: tr.t, observer, key: tr.subject })
+    }
+    for (const a of observer.accusations) if (a.t >= since) accusations.push({ t: a.t, observer, key: a.subject })
+  }
+  return [...firstHolder.values(), ...accusations].filter(
+    (e) => !suspicionAllowed(fleet, model, e.observer, e.key, e.t)
+  ).length
+}
 
 export interface Detection {
   /** Fault start → the first observer holds a victim failed. */

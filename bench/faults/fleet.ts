@@ -101,7 +101,7 @@ export class Fleet {
       log.write(`${(t / 1000).toFixed(3)} ${stream} ${line}\n`)
       for (const obs of system.parse(line, key)) {
         if (obs.kind === "ready") life.readyAt ??= t
-        else if (obs.kind === "state") life.record(t, obs.subject, obs.state, obs.tags ?? {})
+        else if (obs.kind === "state") life.record(t, obs.subject, obs.state, obs.tags ?? {}, obs.incarnation ?? 0)
         else life.accusations.push({ t, subject: obs.subject })
       }
       this.notify()

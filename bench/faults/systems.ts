@@ -22,6 +22,8 @@ export type Observation =
       readonly subject: string
       readonly state: MemberState
       readonly tags?: Readonly<Record<string, string>>
+      /** The member's incarnation (shoal; Serf does not report it). */
+      readonly incarnation?: number
     }
   /** The observer's own probe of `subject` failed and it accused it (Serf's log; shoal reports Suspect states instead). */
   | { readonly kind: "probeFailed"; readonly subject: string }
@@ -89,9 +91,10 @@ export const shoal: FaultSystem = {
     const subject = value.id
     if (typeof subject !== "string" || subject === selfKey) return []
     const tags = (typeof value.tags === "object" && value.tags !== null ? value.tags : {}) as Record<string, string>
-    if (value.event === "NodeReaped") return [{ kind: "state", subject, state: "Reaped", tags }]
+    const incarnation = typeof value.incarnation === "number" ? value.incarnation : 0
+    if (value.event === "NodeReaped") return [{ kind: "state", subject, state: "Reaped", tags, incarnation }]
     const state = String(value.state)
-    return shoalStates.has(state) ? [{ kind: "state", subject, state: state as MemberState, tags }] : []
+    return shoalStates.has(state) ? [{ kind: "state", subject, state: state as MemberState, tags, incarnation }] : []
   }
 }
 
