@@ -72,11 +72,17 @@ if (option("shoal-root") !== undefined) setShoalRoot(resolve(option("shoal-root"
 
 const log = (line: string) => process.stderr.write(`${line}\n`)
 
-for (const id of scenarioIds) {
-  if (!fullProfile.scenarios.some((s) => s.id === id)) throw new Error(`unknown scenario ${id}`)
+/** A bad argument: one line on stderr and exit 2, before anything is created. */
+const usageError = (message: string): never => {
+  log(`bench:faults: ${message} (see --help)`)
+  process.exit(2)
 }
-for (const id of systemIds) if (!(id in faultSystems)) throw new Error(`unknown system ${id}`)
-if (sizes.some((n) => !Number.isInteger(n) || n < 3 || n > 100)) throw new Error("sizes must be integers in 3..100")
+for (const id of scenarioIds) {
+  if (!fullProfile.scenarios.some((s) => s.id === id)) usageError(`unknown scenario ${id}`)
+}
+for (const id of systemIds) if (!(id in faultSystems)) usageError(`unknown system ${id}`)
+if (sizes.some((n) => !Number.isInteger(n) || n < 3 || n > 100)) usageError("sizes must be integers in 3..100")
+if (!Number.isInteger(repetitions) || repetitions < 1) usageError("--repetitions must be a positive integer")
 
 const cleanup = () => {
   for (const child of liveProcesses) {
