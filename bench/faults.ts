@@ -19,7 +19,7 @@ import { dirname, resolve } from "node:path"
 import { liveProcesses, now } from "./faults/agent-life.ts"
 import { prepareHost } from "./faults/host-setup.ts"
 import { fullProfile } from "./faults/profiles.ts"
-import { failureDetails, mediansTable, runsTable } from "./faults/report.ts"
+import { failureDetails, mediansTable, relativeTargets, runsTable } from "./faults/report.ts"
 import { passed, runScenario, type ScenarioResult } from "./faults/runner.ts"
 import { faultSystems, type SystemId } from "./faults/systems.ts"
 import { deleteLeftovers } from "./faults/topology.ts"
@@ -167,6 +167,8 @@ const main = async () => {
     `Medians; "(k/n)": only k of n runs produced the figure. ${results.filter(passed).length}/${results.length} runs passed every check.`,
     "",
     mediansTable(results),
+    "",
+    relativeTargets(results),
     "",
     "Every run:",
     "",

@@ -8,6 +8,14 @@ import { passed, type ScenarioResult } from "./runner.ts"
 
 const sec = (ms: number | null | undefined) => (typeof ms === "number" ? (ms / 1000).toFixed(2) : "–")
 
+/**
+ * Heal → one view, when it means something: after a fault that was never
+ * detected the view was never split, so the ~0 s "heal" says nothing and is
+ * left out (undefined).
+ */
+const healFigure = (r: ScenarioResult): number | null | undefined =>
+  r.detectedPairs !== "0/0" && r.detectionFirstMs === null ? undefined : r.healMs
+
 const extraFigures = (r: ScenarioResult): string =>
   Object.entries(r.figures)
     .map(([k, v]) => `${k} ${v ?? "–"}`)
@@ -44,7 +52,7 @@ export const runsTable = (results: ReadonlyArray<ScenarioResult>): string => {
         r.system,
         String(r.n),
         r.detectedPairs === "0/0" ? "–" : `${sec(r.detectionFirstMs)} / ${sec(r.detectionAllMs)} (${r.detectedPairs})`,
-        sec(r.healMs),
+        healFigure(r) === undefined ? `${sec(r.healMs)} (nothing was detected)` : sec(r.healMs),
         String(r.suspicionsOfReachable),
         String(r.falseFailures),
         extraFigures(r) || "–",
@@ -63,7 +71,7 @@ interface Figure {
 
 const figures: ReadonlyArray<Figure> = [
   { label: "detection, all observers (s)", pick: (r) => r.detectionAllMs, seconds: true },
-  { label: "heal → one view (s)", pick: (r) => r.healMs, seconds: true },
+  { label: "heal → one view (s)", pick: healFigure, seconds: true },
   { label: "suspicions of reachable members", pick: (r) => r.suspicionsOfReachable, seconds: false },
   { label: "false failures", pick: (r) => r.falseFailures, seconds: false },
   { label: "ghost: longest (s)", pick: (r) => r.figures.ghostMaxMs, seconds: true }
@@ -110,9 +118,11 @@ export const mediansTable = (results: ReadonlyArray<ScenarioResult>): string => 
       const rs = of(system)
       return rs.length === 0 ? "n/a" : `${rs.filter(passed).length}/${rs.length}`
     }
+    let first = true
     for (const f of figures) {
       const [s, h] = [medianCell(of("shoal"), f), medianCell(of("serf"), f)]
-      if (s.of[0] === 0 && h.of[0] === 0) continue
+      const untimed = f.label.startsWith("detection") && mine.every((r) => r.detectedPairs === "0/0")
+      if (untimed || (s.of[0] === 0 && h.of[0] === 0 && f.label.startsWith("ghost"))) continue
       const digits = f.seconds ? 2 : 0
       lines.push(
         cells([
@@ -123,9 +133,10 @@ export const mediansTable = (results: ReadonlyArray<ScenarioResult>): string => 
           show(h, digits),
           ratio(s, h),
           `${passes("shoal")}, ${passes("serf")}`,
-          mine[0]!.target
+          first ? mine[0]!.target : ""
         ])
       )
+      first = false
     }
   }
   return lines.join("\n")
@@ -140,3 +151,31 @@ export const failureDetails = (results: ReadonlyArray<ScenarioResult>): string =
       return `- ${r.scenario} (${r.system}, N = ${r.n}, rep ${r.rep}): ${lines.join("; ")}`
     })
     .join("\n")
+
+/**
+ * Targets stated relative to another scenario: the blackhole against the
+ * SIGKILL (known failed by all within 1 s of it), per system and N, medians.
+ */
+export const relativeTargets = (results: ReadonlyArray<ScenarioResult>): string => {
+  const lines: Array<string> = []
+  const groups = [...new Set(results.map((r) => `${r.system}\u0000${r.n}`))]
+  for (const group of groups) {
+    const [system, n] = group.split("\u0000") as [string, string]
+    const detection = (scenario: string) =>
+      median(
+        results
+          .filter((r) => r.system === system && String(r.n) === n && r.scenario === scenario)
+          .map((r) => r.detectionAllMs)
+          .filter((v): v is number => v !== null)
+      )
+    const hole = detection("blackhole")
+    const kill = detection("sigkill")
+    if (!results.some((r) => r.system === system && r.scenario === "blackhole")) continue
+    lines.push(
+      `- ${system}, N = ${n}: blackhole known failed by all after ${sec(hole)} s, SIGKILL after ${sec(kill)} s` +
+        (hole !== undefined && kill !== undefined ? `: ${sec(hole - kill)} s later` : "") +
+        " (target: ≤ 1 s later)"
+    )
+  }
+  return lines.join("\n")
+}

@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { now } from "../../bench/faults/agent-life.ts"
 import { prepareHost } from "../../bench/faults/host-setup.ts"
 import { quickProfile } from "../../bench/faults/profiles.ts"
-import { failureDetails, runsTable } from "../../bench/faults/report.ts"
+import { failureDetails, relativeTargets, runsTable } from "../../bench/faults/report.ts"
 import { passed, runScenario, type ScenarioResult } from "../../bench/faults/runner.ts"
 import { shoal } from "../../bench/faults/systems.ts"
 import { leftoverNamespaces } from "../../bench/faults/topology.ts"
@@ -45,6 +45,8 @@ afterAll(() => {
       `${quickProfile.parallel} scenarios at a time, ${wallSeconds} s wall time (agent logs in ${logDir})`,
     "",
     runsTable(ordered),
+    "",
+    relativeTargets(ordered),
     "",
     failureDetails(ordered)
   ].join("\n")
