@@ -22,22 +22,31 @@ export const commandExists = (name: string): boolean => {
   }
 }
 
-/** Tools the benchmark needs and the Debian package that brings each. */
-const REQUIRED: ReadonlyArray<readonly [command: string, pkg: string]> = [
+/** A command and the Debian package that brings it. */
+export type Tool = readonly [command: string, pkg: string]
+
+/** Tools the benchmark needs. */
+const REQUIRED: ReadonlyArray<Tool> = [
   ["ip", "iproute2"],
   ["nft", "nftables"],
   ["serf", "serf"]
 ]
 
 /**
- * Installs whatever of iproute2, nftables and serf is missing with apt-get.
- * Fails with a message that says what to install by hand when apt is not there.
+ * Installs whatever of `required` (default: iproute2, nftables and serf) is
+ * missing with apt-get. Fails with a message that says what to install by hand
+ * when apt is not there, and when `who` (the caller, for the message) does not
+ * run as root.
  */
-export const ensureTools = (log: (line: string) => void): void => {
+export const ensureTools = (
+  log: (line: string) => void,
+  required: ReadonlyArray<Tool> = REQUIRED,
+  who = "bench:membership"
+): void => {
   if (process.getuid?.() !== 0) {
-    throw new Error("bench:membership must run as root: it creates a network namespace and nftables rules")
+    throw new Error(`${who} must run as root: it creates network namespaces and nftables rules`)
   }
-  const missing = REQUIRED.filter(([cmd]) => !commandExists(cmd)).map(([, pkg]) => pkg)
+  const missing = required.filter(([cmd]) => !commandExists(cmd)).map(([, pkg]) => pkg)
   if (missing.length === 0) return
   if (!commandExists("apt-get")) {
     throw new Error(
@@ -48,7 +57,7 @@ export const ensureTools = (log: (line: string) => void): void => {
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" }
   execFileSync("apt-get", ["update"], { stdio: "inherit", timeout: 300_000, env })
   execFileSync("apt-get", ["install", "-y", ...missing], { stdio: "inherit", timeout: 600_000, env })
-  const still = REQUIRED.filter(([cmd]) => !commandExists(cmd)).map(([cmd]) => cmd)
+  const still = required.filter(([cmd]) => !commandExists(cmd)).map(([cmd]) => cmd)
   if (still.length > 0) throw new Error(`apt-get install finished but ${still.join(", ")} is still missing`)
 }
 
