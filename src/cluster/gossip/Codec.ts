@@ -557,40 +557,46 @@ const decodeWirePushPull = Schema.decodeUnknownResult(PushPullBinary)
 
 /**
  * Encodes a push-pull message for the stream exchange, with the same header
- * as a packet. Fails when the state does not fit `maxBytes`: the peer would
- * refuse it anyway.
+ * as a packet; a failure when the state does not fit `maxBytes` (the peer
+ * would refuse it anyway). The protocol engine's variant, with no Effect
+ * around it.
  */
+export const encodePushPullResult = (
+  label: string,
+  message: PushPull,
+  maxBytes: number = MAX_PUSH_PULL_SIZE
+): Result.Result<Uint8Array<ArrayBuffer>, SerializationError> => {
+  const bytes = frame(KIND_PUSH_PULL, labelBytes(label), encodeWirePushPull(pushPullToWire(message)))
+  return bytes.length > maxBytes
+    ? Result.fail(
+        reject(
+          "too-large",
+          `push-pull state of ${message.nodes.length} members takes ${bytes.length} bytes, over the ${maxBytes}-byte cap`
+        )
+      )
+    : Result.succeed(bytes)
+}
+
+/** {@link encodePushPullResult} as an Effect. */
 export const encodePushPull = (
   label: string,
   message: PushPull,
   maxBytes: number = MAX_PUSH_PULL_SIZE
 ): Effect.Effect<Uint8Array<ArrayBuffer>, SerializationError> =>
-  Effect.suspend(() => {
-    const bytes = frame(KIND_PUSH_PULL, labelBytes(label), encodeWirePushPull(pushPullToWire(message)))
-    return bytes.length > maxBytes
-      ? Effect.fail(
-          reject(
-            "too-large",
-            `push-pull state of ${message.nodes.length} members takes ${bytes.length} bytes, over the ${maxBytes}-byte cap`
-          )
-        )
-      : Effect.succeed(bytes)
-  })
+  Effect.suspend(() => Effect.fromResult(encodePushPullResult(label, message, maxBytes)))
 
-/** Decodes a push-pull message of cluster `label`, refusing anything over `maxBytes` before reading it. */
-export const decodePushPull = (
+/**
+ * Decodes a push-pull message of cluster `label`, refusing anything over
+ * `maxBytes` before reading it. Never throws.
+ */
+export const decodePushPullResult = (
   label: string,
   bytes: Uint8Array,
   maxBytes: number = MAX_PUSH_PULL_SIZE
-): Effect.Effect<PushPull, SerializationError> =>
-  Effect.suspend(() => {
-    if (bytes.length > maxBytes) {
-      return Effect.fail(
-        reject("too-large", `push-pull frame of ${bytes.length} bytes exceeds the ${maxBytes}-byte cap`)
-      )
-    }
-    return Effect.fromResult(
-      decodeFramed(
+): Result.Result<PushPull, SerializationError> =>
+  bytes.length > maxBytes
+    ? Result.fail(reject("too-large", `push-pull frame of ${bytes.length} bytes exceeds the ${maxBytes}-byte cap`))
+    : decodeFramed(
         bytes,
         label,
         KIND_PUSH_PULL,
@@ -599,5 +605,11 @@ export const decodePushPull = (
         decodeWirePushPull,
         pushPullFromWire
       )
-    )
-  })
+
+/** {@link decodePushPullResult} as an Effect. */
+export const decodePushPull = (
+  label: string,
+  bytes: Uint8Array,
+  maxBytes: number = MAX_PUSH_PULL_SIZE
+): Effect.Effect<PushPull, SerializationError> =>
+  Effect.suspend(() => Effect.fromResult(decodePushPullResult(label, bytes, maxBytes)))

@@ -99,11 +99,17 @@ export class MemberTable {
   readonly #members = new Map<NodeId, ClusterNode>()
   readonly #tombstones = new Map<NodeId, Tombstone>()
   readonly #index = new Map<string, Map<string, Set<NodeId>>>()
+  readonly #counts: Record<NodeState, number> = { Alive: 0, Suspect: 0, Dead: 0, Left: 0 }
   #sequence = 0
 
   /** Number of members (any state; tombstones excluded). */
   get size(): number {
     return this.#members.size
+  }
+
+  /** Number of members in `state`, in O(1) (a simulation of thousands of nodes asks it of every node). */
+  count(state: NodeState): number {
+    return this.#counts[state]
   }
 
   /** Sequence number of the last change made (0 before the first). */
@@ -194,6 +200,7 @@ export class MemberTable {
     const node = this.#members.get(id)
     if (node === undefined) return undefined
     this.#members.delete(id)
+    this.#counts[node.state]--
     if (isIndexed(node.state)) this.#unindexAll(node)
     this.#tombstones.set(id, { node, reapedAt: now })
     return { _tag: "Reaped", sequence: ++this.#sequence, node, reapedAt: now }
@@ -261,6 +268,8 @@ export class MemberTable {
 
   #apply(previous: ClusterNode | undefined, current: ClusterNode): Applied {
     this.#members.set(current.id, current)
+    if (previous !== undefined) this.#counts[previous.state]--
+    this.#counts[current.state]++
     this.#reindex(previous, current)
     return { _tag: "Applied", sequence: ++this.#sequence, previous, current }
   }
@@ -328,6 +337,14 @@ export class MemberTable {
 export class NodeRegistry extends Context.Service<
   NodeRegistry,
   {
+    /**
+     * The table itself, for the protocol engine, which applies every change
+     * there synchronously and hands each one to {@link publish}; everything
+     * below reads the same table.
+     */
+    readonly table: MemberTable
+    /** Publishes a change the engine made to {@link table} to the subscribers of {@link changes}. */
+    readonly publish: (change: RegistryChange) => void
     /** Applies a claim (see {@link MemberTable.upsert}); the change, or `undefined` when the claim lost. */
     readonly upsert: (node: ClusterNode) => Effect.Effect<Applied | undefined>
     /**
@@ -396,6 +413,8 @@ export class NodeRegistry extends Context.Service<
     const subscribe = PubSub.subscribe(pubsub)
 
     return NodeRegistry.of({
+      table,
+      publish: (change) => void publish(change),
       upsert: (node) => Effect.sync(() => publish(table.upsert(node))),
       updateState: (id, state, incarnation) =>
         Effect.suspend(() =>
