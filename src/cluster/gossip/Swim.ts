@@ -141,7 +141,7 @@ export class Swim extends Context.Service<
           rpcAddress: config.rpcAddress,
           tags: config.tags
         },
-        seed: yield* Random.nextIntBetween(0, 2 ** 31 - 1),
+        random: yield* Random.nextIntBetween(0, 2 ** 31 - 1),
         table: registry.table,
         phi: phi.detectors
       })

@@ -36,7 +36,7 @@ import { abandonProbe, probeEnd, probeIndirect, probeRound } from "./Probing.ts"
 import { receive } from "./Receiving.ts"
 import { relayTimer } from "./Relaying.ts"
 import { verifyEnded } from "./Replacement.ts"
-import { seeded } from "./Rng.ts"
+import { type Rng, seeded } from "./Rng.ts"
 import { type EngineSettings, type Identity, pushPullScale, REAP_INTERVAL_MILLIS } from "./Settings.ts"
 import { EngineState } from "./State.ts"
 import type { SwimStats } from "./Stats.ts"
@@ -45,8 +45,13 @@ import { setTags, suspicionExpired } from "./Updates.ts"
 export interface EngineOptions {
   readonly settings: EngineSettings
   readonly identity: Identity
-  /** Seeds the engine's own random source: the same seed and inputs replay the same node. */
-  readonly seed: number
+  /**
+   * Where the engine's random choices come from: a seed for a generator of
+   * its own (the same seed and inputs replay the same node), or a source
+   * passed in (the shell passes Effect's `Random`, so a seeded test replays
+   * the whole cluster).
+   */
+  readonly random: number | Rng
   /** The member table to keep (the registry's, so the application reads it); a fresh one by default. */
   readonly table?: MemberTable | undefined
   /** The phi detectors to feed (the `PhiDetector` service's); fresh ones by default. */
@@ -63,7 +68,7 @@ export class Engine {
       identity: options.identity,
       table: options.table ?? new MemberTable(),
       phi: options.phi ?? new PhiDetectors(settings.phi, settings.phiThreshold),
-      rng: seeded(options.seed)
+      rng: typeof options.random === "number" ? seeded(options.random) : options.random
     })
     const state = this.#state
     state.publish(state.table.upsert(state.self))
