@@ -72,6 +72,7 @@ import type * as Scope from "effect/Scope"
 import { InvalidConfiguration, NetworkError } from "../Errors.ts"
 import { Address, formatAddress } from "../Node.ts"
 import { type Conditions, defaultConditions, FaultModel, type NodeOverride } from "./FaultModel.ts"
+import { type Timed, TimedQueue } from "./TimedQueue.ts"
 import { logPacket, type Packet, type StreamHandler, Transport, type TransportStats } from "./Transport.ts"
 
 /** Conditions of a link (or of every link of a node). Unset fields fall back to the next level. */
@@ -258,58 +259,9 @@ interface SimNode {
   attached: boolean
 }
 
-interface Delivery {
-  readonly time: number
-  readonly seq: number
+interface Delivery extends Timed {
   readonly run: () => void
 }
-
-/** Binary min-heap on (time, seq): equal times deliver in scheduling order. */
-class DeliveryHeap {
-  private readonly items: Array<Delivery> = []
-  get size(): number {
-    return this.items.length
-  }
-  peek(): Delivery | undefined {
-    return this.items[0]
-  }
-  clear(): void {
-    this.items.length = 0
-  }
-  push(item: Delivery): void {
-    const items = this.items
-    let i = items.length
-    items.push(item)
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (!before(item, items[parent]!)) break
-      items[i] = items[parent]!
-      i = parent
-    }
-    items[i] = item
-  }
-  pop(): Delivery | undefined {
-    const items = this.items
-    const top = items[0]
-    const last = items.pop()
-    if (top === undefined || last === undefined || items.length === 0) return top
-    let i = 0
-    const n = items.length
-    while (true) {
-      const left = 2 * i + 1
-      if (left >= n) break
-      const right = left + 1
-      const child = right < n && before(items[right]!, items[left]!) ? right : left
-      if (!before(items[child]!, last)) break
-      items[i] = items[child]!
-      i = child
-    }
-    items[i] = last
-    return top
-  }
-}
-
-const before = (a: Delivery, b: Delivery): boolean => a.time < b.time || (a.time === b.time && a.seq < b.seq)
 
 const firstEphemeralPort = 49152
 // source ports of simulated stream connections (Linux's default ephemeral range)
@@ -429,7 +381,7 @@ export const make = Effect.fnUntraced(function* (
   // -- the delivery scheduler -------------------------------------------------
 
   let streamSequence = 0
-  const heap = new DeliveryHeap()
+  const heap = new TimedQueue<Delivery>()
   let sequence = 0
   let armedAt: number | undefined
   let generation = 0

@@ -22,21 +22,6 @@ export const enqueue = (state: EngineState, update: NodeStateUpdate): void => {
 const NO_MESSAGES: ReadonlyArray<Message> = []
 const NO_UPDATES: ReadonlyArray<NodeStateUpdate> = []
 
-/** The byte budget of a gossip packet (no messages) for each label: the same at every send. */
-const gossipBudgets = new Map<string, number>()
-
-const budgetFor = (label: string, messages: ReadonlyArray<Message>, maxPacketSize: number): number => {
-  if (messages.length > 0) return Codec.updateBudget(label, messages, maxPacketSize)
-  const key = `${label}/${maxPacketSize}`
-  let budget = gossipBudgets.get(key)
-  if (budget === undefined) {
-    budget = Codec.updateBudget(label, NO_MESSAGES, maxPacketSize)
-    if (gossipBudgets.size >= 16) gossipBudgets.clear()
-    gossipBudgets.set(key, budget)
-  }
-  return budget
-}
-
 /**
  * Sends `messages` to `to` with as many pending updates as fit, after the
  * `priority` updates (which always go first). Sends nothing when there is
@@ -49,16 +34,16 @@ export const send = (
   priority: ReadonlyArray<NodeStateUpdate> = NO_UPDATES
 ): void => {
   const { clusterLabel, maxPacketSize, maxUpdatesPerPacket } = state.settings
-  let budget = budgetFor(clusterLabel, messages, maxPacketSize)
+  let budget = Codec.updateBudget(clusterLabel, messages, maxPacketSize)
   for (const update of priority) budget -= Codec.updateSize(update)
-  const picked = state.broadcasts.select(
+  const updates: Array<NodeStateUpdate> = priority.length === 0 ? [] : priority.slice()
+  state.broadcasts.selectPayloads(
+    updates,
     Math.max(0, budget),
     state.members.clusterSize,
     maxUpdatesPerPacket - priority.length
   )
-  if (messages.length === 0 && priority.length === 0 && picked.length === 0) return
-  const updates: Array<NodeStateUpdate> = priority.length === 0 ? [] : priority.slice()
-  for (const broadcast of picked) updates.push(broadcast.payload)
+  if (messages.length === 0 && updates.length === 0) return
   state.emit({ _tag: "Send", to, packet: { messages, updates } })
 }
 

@@ -188,8 +188,9 @@ export class EngineState {
     return out
   }
 
+  /** Arms `timer` at `at`, or now if that has passed (a suspicion confirmed late, say). */
   setTimer(timer: Timer, at: number): void {
-    this.emit({ _tag: "SetTimer", timer, at })
+    this.emit({ _tag: "SetTimer", timer, at: Math.max(at, this.now) })
   }
 
   cancelTimer(timer: Timer): void {
