@@ -24,7 +24,7 @@
  *
  * @since 0.1.0
  */
-import { type Address, formatAddress, type NodeId } from "../../Node.ts"
+import { type Address, formatAddress, type NodeId, type Tags } from "../../Node.ts"
 import * as Codec from "../Codec.ts"
 import type { Input, StreamMessage } from "../engine/Input.ts"
 import { type Output, timerKey } from "../engine/Output.ts"
@@ -185,6 +185,11 @@ export class Simulator {
   leave(node: SimulatedNode): void {
     node.leaveTicket = ++this.#tickets
     this.#step(node, { _tag: "Leave", ticket: node.leaveTicket })
+  }
+
+  /** The node publishes new tags (the application's `setTags`). */
+  setTags(node: SimulatedNode, tags: Tags): void {
+    this.#step(node, { _tag: "SetTags", tags: SimulatedNode.startingTags(tags) })
   }
 
   /** Stops the node without leaving or isolating it (its address is refused from now on). */
