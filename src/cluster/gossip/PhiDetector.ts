@@ -374,11 +374,29 @@ export class PhiDetectors {
       this.#up(detector.index)
       return
     }
+    this.#beat(detector, now)
+  }
+
+  #beat(detector: TrackedDetector, now: number): void {
     detector.heartbeat(now)
     const before = detector.crossesAt
     detector.crossesAt = detector.reaches(this.#y)
     if (detector.crossesAt < before) this.#up(detector.index)
     else this.#down(detector.index)
+  }
+
+  /**
+   * Records a heartbeat from `id` at `now` if it has a detector, unless the
+   * last one came less than `window` ms before (packets closer together are
+   * one arrival). Returns whether `id` has a detector: one lookup for the
+   * common case, a packet from a member already heard from.
+   */
+  heartbeatIfKnown(id: string, now: number, window: number): boolean {
+    const detector = this.#detectors.get(id)
+    if (detector === undefined) return false
+    const last = detector.lastHeartbeat
+    if (last === undefined || now - last >= window) this.#beat(detector, now)
+    return true
   }
 
   /** `id`'s phi at `now`; 0 for a member never heard from. */

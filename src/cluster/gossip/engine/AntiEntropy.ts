@@ -23,7 +23,7 @@ import type { StreamMessage } from "./Input.ts"
 import { seedAnswered, seedFailed } from "./Joining.ts"
 import { streamPingEnded } from "./Probing.ts"
 import { MAX_BACKGROUND_EXCHANGES, PUSH_PULL_TIMEOUT_MILLIS } from "./Settings.ts"
-import type { EngineState, ExchangeRecord, SeedProgress } from "./State.ts"
+import { type EngineState, type ExchangeRecord, type SeedProgress, TRUSTED } from "./State.ts"
 import { applyUpdate } from "./Updates.ts"
 
 /**
@@ -217,6 +217,6 @@ export const serveStream = (state: EngineState, request: number, payload: Uint8A
   state.emit({
     _tag: "Reply",
     request,
-    response: { messages: [new Ack({ seq: ping.seq, from: state.self.id })], updates: [] }
+    response: { messages: [new Ack({ seq: ping.seq, from: state.self.id }, TRUSTED)], updates: [] }
   })
 }

@@ -22,7 +22,7 @@ import { addressKey } from "./Addresses.ts"
 import { send, sendOnly } from "./Dissemination.ts"
 import { relayAcked } from "./Relaying.ts"
 import { replaced } from "./Replacement.ts"
-import type { EngineState } from "./State.ts"
+import { type EngineState, TRUSTED } from "./State.ts"
 import { suspect } from "./Updates.ts"
 
 /** A probe round is due. */
@@ -103,7 +103,7 @@ const pingTheDead = (state: EngineState): void => {
   if (id === undefined) return
   const member = state.table.get(id)
   if (member === undefined || member.state !== "Dead") return
-  sendOnly(state, member.gossipAddress, [new Ping({ seq: state.nextSeq(), from: state.self.id, target: id })])
+  sendOnly(state, member.gossipAddress, [new Ping({ seq: state.nextSeq(), from: state.self.id, target: id }, TRUSTED)])
 }
 
 const startProbe = (state: EngineState, target: ClusterNode): void => {
@@ -121,7 +121,7 @@ const startProbe = (state: EngineState, target: ClusterNode): void => {
   state.waiters.set(seq, { kind: "probe", target: target.id, address: addressKey(target.gossipAddress) })
   // Lifeguard's buddy system: a suspect hears the accusation on the ping itself and can refute at once.
   const priority = target.state === "Suspect" ? [state.accusation(target.id, "Suspect", target.incarnation)] : []
-  send(state, target.gossipAddress, [new Ping({ seq, from: state.self.id, target: target.id })], priority)
+  send(state, target.gossipAddress, [new Ping({ seq, from: state.self.id, target: target.id }, TRUSTED)], priority)
   state.setTimer({ _tag: "ProbeIndirect", seq }, state.now + state.awareness.scale(state.settings.pingTimeout))
 }
 
@@ -136,7 +136,7 @@ export const probeIndirect = (state: EngineState, seq: number): void => {
     const helper = state.table.get(id)
     if (helper === undefined) continue
     send(state, helper.gossipAddress, [
-      new PingReq({ seq, requestor: state.self.id, target: target.id, targetAddress: target.gossipAddress })
+      new PingReq({ seq, requestor: state.self.id, target: target.id, targetAddress: target.gossipAddress }, TRUSTED)
     ])
   }
   probe.helpers = helpers.length
@@ -152,7 +152,7 @@ export const probeIndirect = (state: EngineState, seq: number): void => {
       _tag: "OpenExchange",
       id,
       to: target.gossipAddress,
-      request: { messages: [new Ping({ seq, from: state.self.id, target: target.id })], updates: [] },
+      request: { messages: [new Ping({ seq, from: state.self.id, target: target.id }, TRUSTED)], updates: [] },
       deadline: state.now + remaining,
       maxBytes: state.settings.maxPacketSize
     })

@@ -19,7 +19,7 @@ import { heardFrom } from "./Healing.ts"
 import { onAck, onNack } from "./Probing.ts"
 import { onPingReq } from "./Relaying.ts"
 import { PHI_COALESCE_MILLIS } from "./Settings.ts"
-import type { EngineState } from "./State.ts"
+import { type EngineState, TRUSTED } from "./State.ts"
 import { applyUpdate } from "./Updates.ts"
 
 /** A datagram from `from`: decoded here when it comes as bytes (a bad one is counted and dropped). */
@@ -50,7 +50,7 @@ const handlePacket = (state: EngineState, from: Address, packet: Packet): void =
     switch (message._tag) {
       case "Ping":
         if (sender === undefined) heartbeat(state, message.from)
-        send(state, from, [new Ack({ seq: message.seq, from: state.self.id })])
+        send(state, from, [new Ack({ seq: message.seq, from: state.self.id }, TRUSTED)])
         heardFrom(state, message.from, from, true)
         break
       case "Ack":
@@ -67,10 +67,12 @@ const handlePacket = (state: EngineState, from: Address, packet: Packet): void =
   }
 }
 
-/** A packet from live member `id` is a heartbeat; packets closer together than the coalescing window are one. */
+/**
+ * A packet from live member `id` is a heartbeat; packets closer together
+ * than the coalescing window are one. A member with a detector is live (its
+ * detector goes when it dies or leaves), so only the first heartbeat asks.
+ */
 const heartbeat = (state: EngineState, id: NodeId): void => {
-  if (id === state.self.id || !state.members.live.has(id)) return
-  const last = state.phi.lastHeartbeat(id)
-  if (last !== undefined && state.now - last < PHI_COALESCE_MILLIS) return
-  state.phi.heartbeat(id, state.now)
+  if (id === state.self.id || state.phi.heartbeatIfKnown(id, state.now, PHI_COALESCE_MILLIS)) return
+  if (state.members.live.has(id)) state.phi.heartbeat(id, state.now)
 }

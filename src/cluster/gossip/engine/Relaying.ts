@@ -19,7 +19,7 @@ import { Ack, Nack, Ping, type PingReq } from "../Messages.ts"
 import { addressKey } from "./Addresses.ts"
 import { send } from "./Dissemination.ts"
 import { NACK_AT } from "./Settings.ts"
-import type { EngineState, Waiter } from "./State.ts"
+import { type EngineState, TRUSTED, type Waiter } from "./State.ts"
 
 /** A ping-req from `from`: ping its target on its behalf. */
 export const onPingReq = (state: EngineState, from: Address, request: PingReq): void => {
@@ -33,7 +33,7 @@ export const onPingReq = (state: EngineState, from: Address, request: PingReq): 
     requestSeq: request.seq,
     nacked: false
   })
-  send(state, request.targetAddress, [new Ping({ seq, from: state.self.id, target: request.target })])
+  send(state, request.targetAddress, [new Ping({ seq, from: state.self.id, target: request.target }, TRUSTED)])
   state.setTimer({ _tag: "Relay", seq }, state.now + state.settings.pingTimeout * NACK_AT)
 }
 
@@ -41,7 +41,7 @@ export const onPingReq = (state: EngineState, from: Address, request: PingReq): 
 export const relayAcked = (state: EngineState, seq: number, waiter: Waiter & { readonly kind: "relay" }): void => {
   state.waiters.delete(seq)
   state.cancelTimer({ _tag: "Relay", seq })
-  send(state, waiter.requestor, [new Ack({ seq: waiter.requestSeq, from: waiter.target })])
+  send(state, waiter.requestor, [new Ack({ seq: waiter.requestSeq, from: waiter.target }, TRUSTED)])
 }
 
 /** The relay's timer: first the nack (no ack yet), then the end of the window. */
@@ -53,7 +53,7 @@ export const relayTimer = (state: EngineState, seq: number): void => {
     return
   }
   waiter.nacked = true
-  send(state, waiter.requestor, [new Nack({ seq: waiter.requestSeq, from: state.self.id })])
+  send(state, waiter.requestor, [new Nack({ seq: waiter.requestSeq, from: state.self.id }, TRUSTED)])
   const nackAfter = state.settings.pingTimeout * NACK_AT
   state.setTimer({ _tag: "Relay", seq }, state.now + (state.settings.pingTimeout - nackAfter))
 }

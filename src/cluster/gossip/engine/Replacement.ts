@@ -13,7 +13,7 @@ import type { ClusterNode, NodeId } from "../../Node.ts"
 import { Ping } from "../Messages.ts"
 import { addressKey } from "./Addresses.ts"
 import { sendOnly } from "./Dissemination.ts"
-import type { EngineState } from "./State.ts"
+import { type EngineState, TRUSTED } from "./State.ts"
 import { applyUpdate } from "./Updates.ts"
 
 /** `node` (re)appeared: verify every other live member that claims its address. */
@@ -31,7 +31,7 @@ export const verifyOthersAt = (state: EngineState, node: ClusterNode): void => {
 const verify = (state: EngineState, member: ClusterNode): void => {
   const seq = state.nextSeq()
   state.waiters.set(seq, { kind: "verify", target: member.id, address: addressKey(member.gossipAddress), member })
-  sendOnly(state, member.gossipAddress, [new Ping({ seq, from: state.self.id, target: member.id })])
+  sendOnly(state, member.gossipAddress, [new Ping({ seq, from: state.self.id, target: member.id }, TRUSTED)])
   state.setTimer({ _tag: "Verify", seq }, state.now + state.settings.pingTimeout)
 }
 
