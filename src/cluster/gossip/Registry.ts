@@ -88,7 +88,8 @@ const tagValue = (tags: Tags, key: string): string | undefined => (Object.hasOwn
 /**
  * The member table: members by id, tombstones by id, and a tag index
  * `key → value → ids` over the members a tag query can return (`Alive` and
- * `Suspect`), so discovery never scans the whole membership.
+ * `Suspect`), so discovery never scans the whole membership (built at the
+ * first tag query, kept up to date after).
  *
  * Synchronous and single-owner: every method runs to completion, so a caller
  * that runs each call inside one `Effect.sync` gets atomic updates for free
@@ -98,7 +99,8 @@ const tagValue = (tags: Tags, key: string): string | undefined => (Object.hasOwn
 export class MemberTable {
   readonly #members = new Map<NodeId, ClusterNode>()
   readonly #tombstones = new Map<NodeId, Tombstone>()
-  readonly #index = new Map<string, Map<string, Set<NodeId>>>()
+  /** Built at the first tag query and maintained from then on: a table nobody queries by tag (a simulated node) keeps none. */
+  #index: Map<string, Map<string, Set<NodeId>>> | undefined = undefined
   readonly #counts: Record<NodeState, number> = { Alive: 0, Suspect: 0, Dead: 0, Left: 0 }
   #sequence = 0
 
@@ -119,7 +121,7 @@ export class MemberTable {
 
   /** A read-only view of the tag index, for inspection and tests. Never holds an empty set or map. */
   get tagIndex(): ReadonlyMap<string, ReadonlyMap<string, ReadonlySet<NodeId>>> {
-    return this.#index
+    return this.#indexed()
   }
 
   get(id: NodeId): ClusterNode | undefined {
@@ -201,7 +203,7 @@ export class MemberTable {
     if (node === undefined) return undefined
     this.#members.delete(id)
     this.#counts[node.state]--
-    if (isIndexed(node.state)) this.#unindexAll(node)
+    if (isIndexed(node.state) && this.#index !== undefined) this.#unindexAll(node)
     this.#tombstones.set(id, { node, reapedAt: now })
     return { _tag: "Reaped", sequence: ++this.#sequence, node, reapedAt: now }
   }
@@ -225,7 +227,7 @@ export class MemberTable {
 
   /** `Alive` members (and `Suspect` ones with `includeSuspect`) whose tag `key` is `value`. */
   getNodesByTag(key: string, value: string, options?: TagQueryOptions): Array<ClusterNode> {
-    const ids = this.#index.get(key)?.get(value)
+    const ids = this.#indexed().get(key)?.get(value)
     const out: Array<ClusterNode> = []
     if (ids === undefined) return out
     for (const id of ids) {
@@ -243,7 +245,7 @@ export class MemberTable {
   getNodesByTags(tags: Tags, options?: TagQueryOptions): Array<ClusterNode> {
     const sets: Array<ReadonlySet<NodeId>> = []
     for (const key of Object.keys(tags)) {
-      const ids = this.#index.get(key)?.get(tags[key]!)
+      const ids = this.#indexed().get(key)?.get(tags[key]!)
       if (ids === undefined) return []
       sets.push(ids)
     }
@@ -276,6 +278,7 @@ export class MemberTable {
 
   /** Moves the member's index entries from `previous` to `current`, touching only the tags that differ. */
   #reindex(previous: ClusterNode | undefined, current: ClusterNode): void {
+    if (this.#index === undefined) return
     const was = previous !== undefined && isIndexed(previous.state) ? previous : undefined
     const is = isIndexed(current.state)
     if (was !== undefined && is && was.tags === current.tags) return
@@ -293,22 +296,34 @@ export class MemberTable {
     }
   }
 
+  /** The tag index, built from the members now if this is its first use. */
+  #indexed(): Map<string, Map<string, Set<NodeId>>> {
+    if (this.#index !== undefined) return this.#index
+    this.#index = new Map()
+    for (const node of this.#members.values()) {
+      if (!isIndexed(node.state)) continue
+      for (const key of Object.keys(node.tags)) this.#indexOne(key, node.tags[key]!, node.id)
+    }
+    return this.#index
+  }
+
   #indexOne(key: string, value: string, id: NodeId): void {
-    let values = this.#index.get(key)
-    if (values === undefined) this.#index.set(key, (values = new Map()))
+    const index = this.#index!
+    let values = index.get(key)
+    if (values === undefined) index.set(key, (values = new Map()))
     let ids = values.get(value)
     if (ids === undefined) values.set(value, (ids = new Set()))
     ids.add(id)
   }
 
   #unindex(key: string, value: string, id: NodeId): void {
-    const values = this.#index.get(key)
+    const values = this.#index?.get(key)
     const ids = values?.get(value)
     if (values === undefined || ids === undefined) return
     ids.delete(id)
     if (ids.size === 0) {
       values.delete(value)
-      if (values.size === 0) this.#index.delete(key)
+      if (values.size === 0) this.#index!.delete(key)
     }
   }
 

@@ -25,55 +25,63 @@ export const addressKey = (address: Address): string => {
   return key
 }
 
+/** Several live members at one address (a restart under a new id): all of them, and the last to claim it. */
+interface Shared {
+  readonly ids: Set<NodeId>
+  current: NodeId | undefined
+}
+
 export class AddressBook {
-  /** Address → the member that last claimed it. */
-  readonly #current = new Map<string, NodeId>()
-  /** Address → every live member that claims it: one id, or a set after a restart under a new id. */
-  readonly #claims = new Map<string, NodeId | Set<NodeId>>()
+  /**
+   * Address → the live member that claims it (the common case: one id, no
+   * object), or every member that claims it and the latest of them.
+   */
+  readonly #claims = new Map<string, NodeId | Shared>()
 
   get size(): number {
     return this.#claims.size
   }
 
-  /** The member last seen claiming `key`, if it is still live. */
+  /** The member last seen claiming `key`, if it still does. */
   current(key: string): NodeId | undefined {
-    return this.#current.get(key)
+    const claims = this.#claims.get(key)
+    return claims === undefined || typeof claims === "string" ? claims : claims.current
   }
 
   /** How many live members claim `key`. */
   claimCount(key: string): number {
     const claims = this.#claims.get(key)
-    return claims === undefined ? 0 : typeof claims === "string" ? 1 : claims.size
+    return claims === undefined ? 0 : typeof claims === "string" ? 1 : claims.ids.size
   }
 
   /** The live members that claim `key`. */
   claimants(key: string): ReadonlyArray<NodeId> {
     const claims = this.#claims.get(key)
-    return claims === undefined ? [] : typeof claims === "string" ? [claims] : Array.from(claims)
+    return claims === undefined ? [] : typeof claims === "string" ? [claims] : Array.from(claims.ids)
   }
 
   /** `id` is live at `key` (and the latest to say so). */
   claim(key: string, id: NodeId): void {
-    this.#current.set(key, id)
     const claims = this.#claims.get(key)
-    if (claims === undefined) this.#claims.set(key, id)
-    else if (typeof claims === "string") {
-      if (claims !== id) this.#claims.set(key, new Set([claims, id]))
-    } else claims.add(id)
+    if (claims === undefined || claims === id) this.#claims.set(key, id)
+    else if (typeof claims === "string") this.#claims.set(key, { ids: new Set([claims, id]), current: id })
+    else {
+      claims.ids.add(id)
+      claims.current = id
+    }
   }
 
   /** `id` no longer claims `key` (it moved, died or left). */
   release(key: string, id: NodeId): void {
     const claims = this.#claims.get(key)
-    if (claims !== undefined) {
-      if (typeof claims === "string") {
-        if (claims === id) this.#claims.delete(key)
-      } else {
-        claims.delete(id)
-        if (claims.size === 1) this.#claims.set(key, claims.values().next().value!)
-        else if (claims.size === 0) this.#claims.delete(key)
-      }
+    if (claims === undefined) return
+    if (typeof claims === "string") {
+      if (claims === id) this.#claims.delete(key)
+      return
     }
-    if (this.#current.get(key) === id) this.#current.delete(key)
+    claims.ids.delete(id)
+    if (claims.current === id) claims.current = undefined
+    if (claims.ids.size === 0) this.#claims.delete(key)
+    else if (claims.ids.size === 1 && claims.current !== undefined) this.#claims.set(key, claims.current)
   }
 }
