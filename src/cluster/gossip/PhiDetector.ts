@@ -327,13 +327,13 @@ class TrackedDetector extends PhiAccrualDetector {
  * time passed in: the protocol engine's heartbeats and the service's reads
  * both go through one of these.
  *
- * Besides each member's phi it answers "who has been above the threshold
- * longest" in O(log n) per heartbeat and per answer, instead of computing
- * every member's phi each probe round — which a node that rarely hears from
- * most members (every member of a large cluster) would otherwise do for the
- * whole membership every round. A min-heap orders the members by when their
- * phi crosses `threshold` ({@link PhiAccrualDetector.reaches}, known at
- * each heartbeat).
+ * Besides each member's phi it answers "whose phi is highest above the
+ * threshold" without computing every member's phi each probe round — which a
+ * node that rarely hears from most members (every member of a large cluster)
+ * would otherwise do for the whole membership every round. A min-heap orders
+ * the members by when their phi crosses `threshold`
+ * ({@link PhiAccrualDetector.reaches}, known at each heartbeat), and only
+ * the few above it longest are compared.
  */
 export class PhiDetectors {
   readonly settings: Settings
@@ -426,28 +426,35 @@ export class PhiDetectors {
   }
 
   /**
-   * The member above the threshold at `now` for the longest time among those
-   * `eligible` accepts, if any. Only members above the threshold are looked
-   * at, and each one `eligible` refuses costs O(log n).
+   * The member with the highest phi at `now` among those above the threshold
+   * that `eligible` accepts — looked for among the `candidates` that have
+   * been above it longest (all of them when there are no more), so the cost
+   * is O(candidates · log n) however many members are above the threshold.
+   * Ties go to the smaller id, as {@link PhiDetector.above} orders them.
    */
-  longestAbove(now: number, eligible: (id: string) => boolean): string | undefined {
+  highestAbove(now: number, eligible: (id: string) => boolean, candidates = 32): string | undefined {
     const heap = this.#heap
-    const refused: Array<TrackedDetector> = []
-    let found: string | undefined
-    while (heap.length > 0 && heap[0]!.crossesAt <= now) {
+    const popped: Array<TrackedDetector> = []
+    let best: TrackedDetector | undefined
+    let bestPhi = Number.NEGATIVE_INFINITY
+    let considered = 0
+    while (heap.length > 0 && heap[0]!.crossesAt <= now && considered < candidates) {
       const top = this.#pop()
-      refused.push(top)
-      if (eligible(top.id)) {
-        found = top.id
-        break
+      popped.push(top)
+      if (!eligible(top.id)) continue
+      considered++
+      const phi = top.phi(now)
+      if (phi > bestPhi || (phi === bestPhi && best !== undefined && top.id < best.id)) {
+        best = top
+        bestPhi = phi
       }
     }
-    for (const detector of refused) {
+    for (const detector of popped) {
       detector.index = heap.length
       heap.push(detector)
       this.#up(detector.index)
     }
-    return found
+    return best?.id
   }
 
   #pop(): TrackedDetector {

@@ -1,7 +1,7 @@
 /**
  * SWIM's failure detector, one probe round at a time: the next member in
  * the shuffled round robin (or one out of turn: the stalest suspect, else
- * the member above the phi threshold longest) is pinged; no ack within the
+ * the member with the highest phi above the threshold) is pinged; no ack within the
  * ping timeout → ping-reqs through alive helpers and, in parallel, the same
  * ping over TCP (memberlist's fallback); no answer by the end of the probe's
  * budget → the member is suspected. An answered probe lowers this node's
@@ -63,7 +63,8 @@ const nextRound = (state: EngineState): void => {
 
 /**
  * The one member to probe out of turn this round, if any: first the suspect
- * probed least recently, then the member above the phi threshold longest.
+ * probed least recently, then the member with the highest phi above the
+ * threshold.
  * Never one probed in the last two intervals, and never two rounds in a row —
  * the round robin still advances at least every other round, so no member
  * waits more than two passes, whatever phi says.
@@ -84,7 +85,7 @@ const outOfTurn = (state: EngineState): NodeId | undefined => {
     if (stalest === undefined || (lastProbed.get(id) ?? 0) < (lastProbed.get(stalest) ?? 0)) stalest = id
   }
   if (stalest !== undefined) return stalest
-  const overdue = state.phi.longestAbove(now, (id) => members.live.has(id as NodeId) && !recent(id as NodeId))
+  const overdue = state.phi.highestAbove(now, (id) => members.live.has(id as NodeId) && !recent(id as NodeId))
   return overdue as NodeId | undefined
 }
 

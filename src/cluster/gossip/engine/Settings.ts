@@ -67,6 +67,9 @@ export const MAX_RECONNECT_TARGETS = 4096
 /** Per-peer cooldown tables (strangers to learn from, the dead to revive) are cleared beyond this size. */
 export const MAX_COOLDOWN_ENTRIES = 4096
 
+/** How early a timer may fire and still count as due (clock rounding of fractional times). */
+export const TIMER_SLACK_MILLIS = 1
+
 /** How often the reaper looks for members to forget, in ms. */
 export const REAP_INTERVAL_MILLIS = 1000
 

@@ -14,6 +14,7 @@ import type { NodeStateUpdate } from "../Messages.ts"
 import { Suspicion, suspicionBounds } from "../Suspicion.ts"
 import { enqueue } from "./Dissemination.ts"
 import { verifyOthersAt } from "./Replacement.ts"
+import { TIMER_SLACK_MILLIS } from "./Settings.ts"
 import type { EngineState } from "./State.ts"
 
 /**
@@ -116,7 +117,15 @@ const startSuspicion = (state: EngineState, id: NodeId, incarnation: number, acc
 /** A suspicion's timer fired: declare the member dead if it is still suspected at that incarnation. */
 export const suspicionExpired = (state: EngineState, target: NodeId): void => {
   const suspicion = state.suspicions.get(target)
-  if (suspicion === undefined || suspicion.deadline() > state.now) return
+  if (suspicion === undefined) return
+  // A timer may fire a hair early: times are fractional once anything jittered, and a clock
+  // rounds a sleep. Ignoring it would leave the member Suspect for ever (nothing else re-arms
+  // the timer), so a timer due within TIMER_SLACK_MILLIS counts as due, and one fired earlier
+  // than that is armed again for the rest.
+  if (suspicion.deadline() - state.now > TIMER_SLACK_MILLIS) {
+    state.setTimer({ _tag: "Suspicion", target }, suspicion.deadline())
+    return
+  }
   const member = state.table.get(target)
   if (member === undefined || member.state !== "Suspect" || member.incarnation !== suspicion.incarnation) return
   state.log("suspicion expired: declaring dead", { member: member.name, incarnation: suspicion.incarnation })

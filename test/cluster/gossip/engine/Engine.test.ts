@@ -128,3 +128,41 @@ describe("Engine transitions", () => {
     expect(driver.engine.awareness).toBe(1)
   })
 })
+
+describe("timers that fire early", () => {
+  const suspected = () => {
+    const driver = new Driver({ seed: 6 })
+    driver.handle({ _tag: "Datagram", from: peerAddress(0), payload: { messages: [], updates: [alive(0), alive(1)] } })
+    driver.handle({
+      _tag: "Datagram",
+      from: peerAddress(1),
+      payload: {
+        messages: [],
+        updates: [
+          new NodeStateUpdate(
+            { nodeId: peerId(0), state: "Suspect", incarnation: 1, from: peerId(1) },
+            { disableChecks: true }
+          )
+        ]
+      }
+    })
+    const [key, armed] = [...driver.timers.entries()].find(([, t]) => t.timer._tag === "Suspicion")!
+    driver.timers.delete(key)
+    return { driver, armed }
+  }
+
+  it("a suspicion timer a hair early (clock rounding of fractional times) still declares the suspect dead", () => {
+    const { driver, armed } = suspected()
+    driver.advanceTo(armed.at - 1e-9)
+    driver.handle({ _tag: "TimerFired", timer: armed.timer })
+    expect(driver.engine.table.get(peerId(0))?.state).toBe("Dead")
+  })
+
+  it("a suspicion timer well before its deadline is armed again for the rest (the suspect is not left Suspect for ever)", () => {
+    const { driver, armed } = suspected()
+    driver.advanceTo(armed.at - 100)
+    const outputs = driver.handle({ _tag: "TimerFired", timer: armed.timer })
+    expect(driver.engine.table.get(peerId(0))?.state).toBe("Suspect")
+    expect(outputs.some((o) => o._tag === "SetTimer" && o.timer._tag === "Suspicion" && o.at === armed.at)).toBe(true)
+  })
+})
