@@ -128,6 +128,7 @@ export class Swim extends Context.Service<
       const transport = yield* Transport
       const registry = yield* NodeRegistry
       const phi = yield* PhiDetector
+      const random = yield* Random.Random
       const scope = yield* Effect.scope
       const context = yield* Effect.context<never>()
       const label = config.clusterLabel
@@ -141,7 +142,9 @@ export class Swim extends Context.Service<
           rpcAddress: config.rpcAddress,
           tags: config.tags
         },
-        random: yield* Random.nextIntBetween(0, 2 ** 31 - 1),
+        // The shell's randomness stays Effect's `Random` (a seeded test replays the whole cluster,
+        // network included, from one seed); the simulator gives each engine a generator of its own.
+        random: () => random.nextDoubleUnsafe(),
         table: registry.table,
         phi: phi.detectors
       })
