@@ -25,7 +25,6 @@
  * @since 0.1.0
  */
 import { type Address, formatAddress, type NodeId, type Tags } from "../../Node.ts"
-import * as Codec from "../Codec.ts"
 import { addressKey } from "../engine/Addresses.ts"
 import type { Input, StreamMessage } from "../engine/Input.ts"
 import { type Output, timerKey } from "../engine/Output.ts"
@@ -36,6 +35,7 @@ import type { RegistryChange } from "../Registry.ts"
 import type { SimStats } from "../SimNetwork.ts"
 import { TimedQueue } from "../TimedQueue.ts"
 import { type Event, type EventBody, type NodeSpec, type PendingExchange, SimulatedNode } from "./SimulatedNode.ts"
+import { type ByteCounting, Traffic } from "./Traffic.ts"
 
 export interface SimulatorOptions {
   readonly seed: number
@@ -43,37 +43,11 @@ export interface SimulatorOptions {
   readonly defaults?: Partial<Conditions> | undefined
   /** Datagrams a paused node's socket buffer holds (default 4096, as `SimNetwork`). */
   readonly receiveCapacity?: number | undefined
-  /**
-   * How datagram bytes are counted: `"estimate"` (default) from the codec's
-   * per-update sizes, an upper bound; `"exact"` by encoding every datagram
-   * (slower); `"sampled"` by encoding every 16th and counting it 16 times
-   * (an unbiased estimate of the exact total, at a sixteenth of the cost);
-   * `"off"` not at all (the fastest, for runs that only time).
-   */
+  /** How datagram bytes are counted (see `Traffic`; default `"estimate"`). */
   readonly bytes?: ByteCounting | undefined
   /** Called with every change an engine makes to its member table (events, for tests and benchmarks). */
   readonly onChange?: ((node: SimulatedNode, change: RegistryChange) => void) | undefined
 }
-
-export type ByteCounting = "estimate" | "exact" | "sampled" | "off"
-
-/** One datagram in this many is encoded when bytes are `"sampled"`. */
-const SAMPLE_EVERY = 16
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] }
-
-const zeroStats = (): Mutable<SimStats> => ({
-  packetsSent: 0,
-  bytesSent: 0,
-  packetsReceived: 0,
-  bytesReceived: 0,
-  dropped: 0,
-  droppedLoss: 0,
-  droppedPartition: 0,
-  droppedUnreachable: 0,
-  exchanges: 0,
-  exchangesFailed: 0
-})
 
 /** What one node does between two events: nothing waits, so this is all there is. */
 export class Simulator {
@@ -81,18 +55,14 @@ export class Simulator {
   readonly rng: Rng
   readonly #queue = new TimedQueue<Event>()
   readonly #nodes = new Map<string, SimulatedNode>()
-  readonly #stats = new Map<string, Mutable<SimStats>>()
-  readonly #totals = zeroStats()
+  readonly #traffic: Traffic
   readonly #receiveCapacity: number
-  /** How bytes are counted now (a benchmark counts exactly only over its traffic window). */
-  bytes: ByteCounting
   /** Time spent inside `Engine.handle`, in ms, while {@link timeEngine} is on. */
   engineMillis = 0
   /** Whether to time every engine step (costs two clock reads per step). */
   timeEngine = false
   readonly #onChange: ((node: SimulatedNode, change: RegistryChange) => void) | undefined
   #seq = 0
-  #sampled = 0
   #tickets = 0
   #now = 0
   #events = 0
@@ -101,7 +71,7 @@ export class Simulator {
     this.rng = seeded(options.seed)
     this.faults = new FaultModel({ ...defaultConditions, ...options.defaults })
     this.#receiveCapacity = options.receiveCapacity ?? 4096
-    this.bytes = options.bytes ?? "estimate"
+    this.#traffic = new Traffic(options.bytes ?? "estimate")
     this.#onChange = options.onChange
   }
 
@@ -221,11 +191,20 @@ export class Simulator {
 
   stats(node: SimulatedNode | Address): SimStats {
     const key = node instanceof SimulatedNode ? node.key : formatAddress(node)
-    return { ...(this.#stats.get(key) ?? zeroStats()) }
+    return this.#traffic.of(key)
+  }
+
+  /** How bytes are counted now (a benchmark counts them only over its traffic window). */
+  get bytes(): ByteCounting {
+    return this.#traffic.bytes
+  }
+
+  set bytes(counting: ByteCounting) {
+    this.#traffic.bytes = counting
   }
 
   get totals(): SimStats {
-    return { ...this.#totals }
+    return this.#traffic.totals
   }
 
   // --- events --------------------------------------------------------------
@@ -290,7 +269,7 @@ export class Simulator {
 
   #enqueueWhileAsleep(node: SimulatedNode, event: Event): void {
     if (event.kind === "datagram" && node.inbox.length >= this.#receiveCapacity) {
-      this.#count(node.key, "dropped")
+      this.#traffic.count(node.key, "dropped")
       return
     }
     node.inbox.push(event)
@@ -301,14 +280,10 @@ export class Simulator {
     switch (event.kind) {
       case "datagram": {
         if (this.faults.blocked(event.fromKey, node.key)) {
-          this.#count(event.fromKey, "droppedPartition")
+          this.#traffic.count(event.fromKey, "droppedPartition")
           return
         }
-        const received = this.#statsOf(node.key)
-        received.packetsReceived++
-        received.bytesReceived += event.bytes
-        this.#totals.packetsReceived++
-        this.#totals.bytesReceived += event.bytes
+        this.#traffic.received(node.key, event.bytes)
         this.#step(node, { _tag: "Datagram", from: event.from, payload: event.packet })
         return
       }
@@ -394,49 +369,24 @@ export class Simulator {
   #send(node: SimulatedNode, to: Address, packet: Packet): void {
     const fromKey = node.key
     const toKey = addressKey(to)
-    const bytes = this.bytes === "off" ? 0 : this.#sizeOf(node, packet)
-    const own = this.#statsOf(fromKey)
-    own.packetsSent++
-    own.bytesSent += bytes
-    this.#totals.packetsSent++
-    this.#totals.bytesSent += bytes
+    const bytes = this.#traffic.sizeOf(node.settings.clusterLabel, node.settings.maxPacketSize, packet)
+    this.#traffic.sent(fromKey, bytes)
     if (this.faults.blocked(fromKey, toKey)) {
-      this.#count(fromKey, "droppedPartition")
+      this.#traffic.count(fromKey, "droppedPartition")
       return
     }
     const conditions = this.faults.conditionsOf(fromKey, toKey)
     if (this.faults.loses(conditions, this.rng)) {
-      this.#count(fromKey, "droppedLoss")
+      this.#traffic.count(fromKey, "droppedLoss")
       return
     }
     const at = this.#now + this.faults.delayOf(fromKey, conditions, this.rng)
     const target = this.#nodes.get(toKey)
     if (target === undefined) {
-      this.#count(fromKey, "droppedUnreachable")
+      this.#traffic.count(fromKey, "droppedUnreachable")
       return
     }
     this.#schedule(at, { node: target, kind: "datagram", from: node.address, fromKey, packet, bytes })
-  }
-
-  #count(key: string, counter: "dropped" | "droppedLoss" | "droppedPartition" | "droppedUnreachable"): void {
-    this.#statsOf(key)[counter]++
-    this.#totals[counter]++
-  }
-
-  #sizeOf(node: SimulatedNode, packet: Packet): number {
-    const label = node.settings.clusterLabel
-    if (this.bytes === "sampled") {
-      if (++this.#sampled % SAMPLE_EVERY !== 0) return 0
-      return (
-        SAMPLE_EVERY *
-        Codec.packCompound(label, packet.messages, packet.updates, node.settings.maxPacketSize).bytes.length
-      )
-    }
-    if (this.bytes === "exact")
-      return Codec.packCompound(label, packet.messages, packet.updates, node.settings.maxPacketSize).bytes.length
-    let size = Codec.packetOverhead(label, packet.messages)
-    for (const update of packet.updates) size += Codec.updateSize(update)
-    return size
   }
 
   // --- streams ---------------------------------------------------------------
@@ -445,8 +395,7 @@ export class Simulator {
     const fromKey = node.key
     const toKey = addressKey(exchange.to)
     node.exchanges.set(exchange.id, exchange)
-    this.#statsOf(fromKey).exchanges++
-    this.#totals.exchanges++
+    this.#traffic.count(fromKey, "exchanges")
     this.#schedule(Math.max(this.#now, output.deadline), { node, kind: "deadline", exchange })
     // a stream needs both directions (TCP's handshake): a one-way cut hangs it either way
     if (this.faults.blocked(fromKey, toKey) || this.faults.blocked(toKey, fromKey)) return
@@ -498,8 +447,7 @@ export class Simulator {
   #endExchange(exchange: PendingExchange, reason: string, timedOut: boolean): void {
     exchange.done = true
     exchange.from.exchanges.delete(exchange.id)
-    this.#statsOf(exchange.from.key).exchangesFailed++
-    this.#totals.exchangesFailed++
+    this.#traffic.count(exchange.from.key, "exchangesFailed")
     this.#step(exchange.from, { _tag: "ExchangeFailed", id: exchange.id, reason, timedOut })
   }
 
@@ -541,14 +489,5 @@ export class Simulator {
     node.overdue.length = 0
     node.inbox.length = 0
     if (this.#nodes.get(node.key) === node) this.#nodes.delete(node.key)
-  }
-
-  #statsOf(key: string): Mutable<SimStats> {
-    let stats = this.#stats.get(key)
-    if (stats === undefined) {
-      stats = zeroStats()
-      this.#stats.set(key, stats)
-    }
-    return stats
   }
 }
