@@ -432,18 +432,19 @@ export class PhiDetectors {
    * is O(candidates · log n) however many members are above the threshold.
    * Ties go to the smaller id, as {@link PhiDetector.above} orders them.
    */
-  highestAbove(now: number, eligible: (id: string) => boolean, candidates = 32): string | undefined {
+  highestAbove(now: number, eligible: (id: string) => boolean, candidates = 256): string | undefined {
     const heap = this.#heap
     const popped: Array<TrackedDetector> = []
     let best: TrackedDetector | undefined
     let bestPhi = Number.NEGATIVE_INFINITY
     let considered = 0
-    while (heap.length > 0 && heap[0]!.crossesAt <= now && considered < candidates) {
+    // a millisecond of slack for the crossing times' rounding: phi itself decides who is above
+    while (heap.length > 0 && heap[0]!.crossesAt <= now + 1 && considered < candidates) {
       const top = this.#pop()
       popped.push(top)
-      if (!eligible(top.id)) continue
-      considered++
       const phi = top.phi(now)
+      if (phi < this.threshold || !eligible(top.id)) continue
+      considered++
       if (phi > bestPhi || (phi === bestPhi && best !== undefined && top.id < best.id)) {
         best = top
         bestPhi = phi

@@ -171,9 +171,12 @@ export class Swim extends Context.Service<
         })
 
       /**
-       * Executes `outputs`: first, synchronously, everything whose order
-       * matters across steps (table changes, timers, cancellations,
-       * completions), then the effects (sends, forks, logs) in order.
+       * Executes `outputs` in the order the engine emitted them, after
+       * publishing its table changes synchronously (a change must reach the
+       * subscribers before any later step's, whichever fiber runs it). The
+       * order of the rest is the engine's too: a send before the timer armed
+       * after it, an exchange opened before the timer that bounds its probe —
+       * so the sleeps register, and equal-time wake-ups run, in that order.
        */
       const execute = (outputs: ReadonlyArray<Output>, now: number): Effect.Effect<void> => {
         const effects: Array<Effect.Effect<void>> = []
@@ -183,28 +186,42 @@ export class Swim extends Context.Service<
               registry.publish(output.change)
               break
             case "SetTimer":
-              arm(output.timer, output.at, now)
+              effects.push(Effect.sync(() => arm(output.timer, output.at, now)))
               break
             case "CancelTimer":
-              timers.get(output.key)?.fiber?.interruptUnsafe()
-              timers.delete(output.key)
+              effects.push(
+                Effect.sync(() => {
+                  timers.get(output.key)?.fiber?.interruptUnsafe()
+                  timers.delete(output.key)
+                })
+              )
               break
             case "CancelExchange":
-              exchanges.get(output.id)?.interruptUnsafe()
-              exchanges.delete(output.id)
+              effects.push(
+                Effect.sync(() => {
+                  exchanges.get(output.id)?.interruptUnsafe()
+                  exchanges.delete(output.id)
+                })
+              )
               break
-            case "JoinEnded": {
-              const deferred = joins.get(output.ticket)
-              joins.delete(output.ticket)
-              if (deferred !== undefined) Deferred.doneUnsafe(deferred, Exit.succeed(output))
+            case "JoinEnded":
+              effects.push(
+                Effect.sync(() => {
+                  const deferred = joins.get(output.ticket)
+                  joins.delete(output.ticket)
+                  if (deferred !== undefined) Deferred.doneUnsafe(deferred, Exit.succeed(output))
+                })
+              )
               break
-            }
-            case "LeaveEnded": {
-              const deferred = leaves.get(output.ticket)
-              leaves.delete(output.ticket)
-              if (deferred !== undefined) Deferred.doneUnsafe(deferred, Exit.void)
+            case "LeaveEnded":
+              effects.push(
+                Effect.sync(() => {
+                  const deferred = leaves.get(output.ticket)
+                  leaves.delete(output.ticket)
+                  if (deferred !== undefined) Deferred.doneUnsafe(deferred, Exit.void)
+                })
+              )
               break
-            }
             case "Send":
               effects.push(sendPacket(output.to, output.packet))
               break

@@ -53,7 +53,10 @@ export const applyUpdate = (state: EngineState, update: NodeStateUpdate): void =
     const suspicion = state.suspicions.get(member.id)
     if (suspicion?.confirm(accuser)) {
       enqueue(state, update)
-      state.setTimer({ _tag: "Suspicion", target: member.id }, suspicion.deadline())
+      // A confirmation that brings the deadline to the past declares the member dead now — before
+      // this packet's messages are answered, so the answers carry the verdict.
+      if (suspicion.deadline() - state.now <= TIMER_SLACK_MILLIS) suspicionExpired(state, member.id)
+      else state.setTimer({ _tag: "Suspicion", target: member.id }, suspicion.deadline())
     }
     return
   }
