@@ -561,6 +561,7 @@ export class Swim extends Context.Service<
             if (change.previous === undefined || change.previous.state === "Dead" || change.previous.state === "Left") {
               yield* verifyOthersAt(node.value)
             }
+            if (change.previous?.state === "Dead") yield* welcomeBack(node.value, now)
             return
           }
           const current = yield* registry.get(update.nodeId)
@@ -612,6 +613,19 @@ export class Swim extends Context.Service<
             if (Option.isSome(other)) yield* verify(other.value)
           }
         })
+
+      /**
+       * A member we held dead refuted: it was cut off (or frozen), and while it
+       * was, every update about others whose retransmissions ran out missed it
+       * — after a healed partition, the other side's refutations too. One
+       * exchange of full state catches it up now rather than at the next
+       * push-pull interval (at most one per member per cooldown, and only when
+       * an exchange slot is free).
+       */
+      const welcomeBack = (member: ClusterNode, now: number) =>
+        cooledDown(lastRevived, member.id, now, reviveCooldownMs)
+          ? inBackground(member.id, pushPullWith(member.gossipAddress, false, member.id))
+          : Effect.void
 
       /** One ping to `member` outside the probe order, answered or not within the ping timeout. */
       const verify = (member: ClusterNode) =>
@@ -924,7 +938,8 @@ export class Swim extends Context.Service<
 
       /**
        * The one member to probe out of turn this round, if any: first the
-       * suspect we probed least recently, then the member with the highest phi
+       * suspect we probed least recently among those we have not accused
+       * ourselves, then the member with the highest phi
        * above the threshold. Never one probed in the last two intervals, and
        * never two rounds in a row — the round-robin still advances at least
        * every other round, so no member waits more than two passes, whatever
@@ -940,7 +955,10 @@ export class Swim extends Context.Service<
           if (lastRoundOutOfTurn) return undefined
           const recent = (id: NodeId) => now - (lastProbed.get(id) ?? Number.NEGATIVE_INFINITY) < 2 * probeIntervalMs
           let stalest: NodeId | undefined
-          for (const id of suspicions.keys()) {
+          for (const [id, suspicion] of suspicions) {
+            // our own failed probe is already in this suspicion: another would add nothing, and
+            // the round it takes may be the one that finds the next failure
+            if (suspicion.accuser === self.id || suspicion.confirmations.has(self.id)) continue
             if (!live.has(id) || recent(id)) continue
             if (stalest === undefined || (lastProbed.get(id) ?? 0) < (lastProbed.get(stalest) ?? 0)) stalest = id
           }
@@ -1003,7 +1021,7 @@ export class Swim extends Context.Service<
         expireRecentlyDead(yield* Clock.currentTimeMillis)
         // memberlist's fan-out: any live member or one that died within gossipToTheDeadTime, so a
         // member declared dead by mistake hears it soon and refutes
-        const targets = Peers.sampleUnion(live, recentlyDead, config.gossipNodes, random)
+        const targets = Peers.sampleUnion(alive, recentlyDead, config.gossipNodes, random)
         for (const id of targets) {
           if (broadcasts.pending === 0) return
           const member = yield* registry.get(id)
@@ -1031,13 +1049,14 @@ export class Swim extends Context.Service<
         })
 
       /**
-       * Merges a peer's full state. A peer's `Dead` verdict becomes our
-       * suspicion (memberlist's rule): we only declare a death our own timer
-       * confirms, so one confused peer cannot kill members for everyone. A
-       * verdict about a member we hear from regularly (phi below the
-       * threshold) is not even a suspicion here — typically the peer was cut
-       * off from it — but it is passed to the member, so it refutes and the
-       * peer's side learns it is alive.
+       * Merges a peer's full state. A peer's `Dead` or `Suspect` verdict about
+       * a member we hold alive is not taken on its word — after a healed
+       * partition every such verdict is stale, and memberlist's "dead becomes
+       * suspect" would make members suspect their own side — but checked: the
+       * member gets a ping carrying the verdict (so, alive, it acks and
+       * refutes, and the peer's side learns it is alive), and only if no ack
+       * comes within the ping timeout does the verdict become our suspicion.
+       * A verdict about a member we already suspect is a confirmation.
        */
       const merge = (remote: PushPull) =>
         Effect.gen(function* () {
@@ -1058,19 +1077,44 @@ export class Swim extends Context.Service<
               continue
             }
             if (!Rules.shouldApply(known.value, verdict)) continue
-            if (yield* looksAlive(known.value)) {
-              yield* sendOnly(known.value.gossipAddress, [], [verdict])
-              continue
-            }
-            yield* applyUpdate(verdict)
+            if (known.value.state === "Alive") yield* check(known.value, verdict)
+            else yield* applyUpdate(verdict)
           }
         })
 
-      /** We hear from `member` at its usual rate: a heartbeat on record and phi below the threshold. */
-      const looksAlive = (member: ClusterNode) =>
-        member.state === "Alive" && lastHeartbeat.has(member.id)
-          ? phi.isAvailable(member.id, config.phiThreshold)
-          : Effect.succeed(false)
+      /** Pings `member` with `verdict` piggybacked; the verdict becomes ours only if no ack comes in time. */
+      const check = (member: ClusterNode, verdict: NodeStateUpdate) =>
+        Effect.gen(function* () {
+          const checkSeq = nextSeq()
+          let answered = false
+          waiters.set(checkSeq, {
+            target: member.id,
+            address: formatAddress(member.gossipAddress),
+            onAck: () => void (answered = true),
+            onReplaced: (by) =>
+              Effect.andThen(
+                Effect.sync(() => void (answered = true)),
+                replaced(member, by)
+              ),
+            onNack: () => {}
+          })
+          yield* sendOnly(
+            member.gossipAddress,
+            [new Ping({ seq: checkSeq, from: self.id, target: member.id })],
+            [verdict]
+          )
+          yield* FiberSet.run(
+            tasks,
+            Effect.sleep(Duration.millis(pingTimeoutMs)).pipe(
+              Effect.andThen(
+                Effect.suspend(() => {
+                  waiters.delete(checkSeq)
+                  return answered ? Effect.void : applyUpdate(verdict)
+                })
+              )
+            )
+          )
+        })
 
       /** Pings `target` over a stream: the id that answered within `timeoutMillis`, if any. */
       const streamPing = (target: ClusterNode, probeSeq: number, timeoutMillis: number) =>
