@@ -1212,11 +1212,17 @@ export class Swim extends Context.Service<
           const seed = config.seedNodes[Math.floor(random() * config.seedNodes.length)]!
           const address = parseAddress(seed)
           if (address === undefined) return
-          const resolved = yield* transport.resolve(address).pipe(Effect.orElseSucceed(() => []))
-          const targets = resolved.filter((a) => !isSelf(a))
-          const target = targets[Math.floor(random() * targets.length)]
-          if (target !== undefined) yield* inBackground(formatAddress(target), pushPullWith(target, false, undefined))
-          return
+          const pick = random()
+          // name resolution is network I/O too: it runs in the background exchange, under its deadline
+          return yield* inBackground(
+            "seeds",
+            Effect.gen(function* () {
+              const resolved = yield* resolveWithin(address, PUSH_PULL_TIMEOUT_MILLIS)
+              const targets = resolved.filter((a) => !isSelf(a))
+              const target = targets[Math.floor(pick * targets.length)]
+              if (target !== undefined) yield* pushPullWith(target, false, undefined)
+            })
+          )
         }
         if (reconnectTargets.size === 0) return
         if (random() * Math.max(1, live.size + 1) > reconnectTargets.size) return
@@ -1230,6 +1236,18 @@ export class Swim extends Context.Service<
           return yield* inBackground(id, pushPullWith(target.address, false, id))
         }
       })
+
+      /** Resolves a seed's host name, failing when `timeoutMillis` pass first (DNS can hang too). */
+      const resolveWithin = (address: Address, timeoutMillis: number) =>
+        transport.resolve(address).pipe(
+          Effect.timeoutOrElse({
+            duration: Duration.millis(timeoutMillis),
+            orElse: () =>
+              Effect.fail(
+                new NetworkError({ message: `cannot resolve ${address.host} in time`, address: address.host })
+              )
+          })
+        )
 
       const isSelf = (address: Address) =>
         formatAddress(address) === formatAddress(self.gossipAddress) ||
@@ -1266,11 +1284,12 @@ export class Swim extends Context.Service<
                   failures.push(`${seed}: not host:port`)
                   return false
                 }
-                const resolved = yield* transport
-                  .resolve(address)
-                  .pipe(
-                    Effect.catch((error) => Effect.sync(() => note(`${seed}: ${error.message}`, [] as Array<Address>)))
-                  )
+                const resolved = yield* resolveWithin(
+                  address,
+                  Math.max(0, deadline - (yield* Clock.currentTimeMillis))
+                ).pipe(
+                  Effect.catch((error) => Effect.sync(() => note(`${seed}: ${error.message}`, [] as Array<Address>)))
+                )
                 for (const target of resolved) {
                   if (isSelf(target)) continue
                   const left = deadline - (yield* Clock.currentTimeMillis)
