@@ -938,8 +938,7 @@ export class Swim extends Context.Service<
 
       /**
        * The one member to probe out of turn this round, if any: first the
-       * suspect we probed least recently among those we have not accused
-       * ourselves, then the member with the highest phi
+       * suspect we probed least recently, then the member with the highest phi
        * above the threshold. Never one probed in the last two intervals, and
        * never two rounds in a row — the round-robin still advances at least
        * every other round, so no member waits more than two passes, whatever
@@ -949,16 +948,17 @@ export class Swim extends Context.Service<
        * failed probes are independent confirmations that shorten every timer,
        * and a live one receives the accusation on the ping (the buddy system)
        * and answers with its refutation — even when we missed its first one.
+       * That holds for suspects we accused ourselves too: on a flapping link,
+       * our next ping is how the suspect hears of it once the link is back
+       * (skipping them caused false failures on the fault suite's flapping
+       * link).
        */
       const outOfTurn = (now: number) =>
         Effect.gen(function* () {
           if (lastRoundOutOfTurn) return undefined
           const recent = (id: NodeId) => now - (lastProbed.get(id) ?? Number.NEGATIVE_INFINITY) < 2 * probeIntervalMs
           let stalest: NodeId | undefined
-          for (const [id, suspicion] of suspicions) {
-            // our own failed probe is already in this suspicion: another would add nothing, and
-            // the round it takes may be the one that finds the next failure
-            if (suspicion.accuser === self.id || suspicion.confirmations.has(self.id)) continue
+          for (const id of suspicions.keys()) {
             if (!live.has(id) || recent(id)) continue
             if (stalest === undefined || (lastProbed.get(id) ?? 0) < (lastProbed.get(stalest) ?? 0)) stalest = id
           }
