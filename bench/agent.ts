@@ -245,7 +245,8 @@ const profile = async () => {
     phases.set(phase, (phases.get(phase) ?? 0) + p.timeDeltas[i]! / 1000)
   }
   console.log(`\nstart-up CPU profile (${dir}/${file}, first 300 ms):`)
-  for (const [phase, ms] of [...phases].sort((a, b) => b[1] - a[1])) console.log(`  ${ms.toFixed(1).padStart(6)} ms  ${phase}`)
+  for (const [phase, ms] of [...phases].sort((a, b) => b[1] - a[1]))
+    console.log(`  ${ms.toFixed(1).padStart(6)} ms  ${phase}`)
   if (snapshot !== undefined) {
     const heap = JSON.parse(readFileSync(`${dir}/${snapshot}`, "utf8")) as {
       snapshot: { meta: { node_fields: Array<string>; node_types: [Array<string>] } }
@@ -271,7 +272,9 @@ const profile = async () => {
         byName.set(name, (byName.get(name) ?? 0) + size)
       }
     }
-    console.log(`\nheap snapshot of the idle agent (${dir}/${snapshot}): ${(total / 1048576).toFixed(1)} MiB of objects`)
+    console.log(
+      `\nheap snapshot of the idle agent (${dir}/${snapshot}): ${(total / 1048576).toFixed(1)} MiB of objects`
+    )
     for (const [type, size] of [...byType].sort((a, b) => b[1] - a[1]).slice(0, 8)) {
       console.log(`  ${(size / 1048576).toFixed(2).padStart(6)} MiB  ${type}`)
     }
@@ -292,7 +295,9 @@ const systems = options.systems.split(",").filter((id) => {
 })
 
 const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")
-console.log(`bench:agent on ${revision()}, node ${execFileSync(nodeBinary, ["--version"], { encoding: "utf8" }).trim()}, load ${load}`)
+console.log(
+  `bench:agent on ${revision()}, node ${execFileSync(nodeBinary, ["--version"], { encoding: "utf8" }).trim()}, load ${load}`
+)
 console.log(`N = ${N}, ${SPAWNS} single spawns, ${REPS} formations, idle window ${IDLE_MS / 1000} s\n`)
 
 interface Row {

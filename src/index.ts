@@ -9,6 +9,7 @@
  * network, simulation helpers and throw-away TLS material under
  * `shoal/testing`.
  *
+ * @module
  * @since 0.1.0
  */
 export { Cluster, ClusterLive, type ClusterStats, type LayerOptions } from "./cluster/Cluster.ts"

@@ -4,9 +4,15 @@
  * `Transport` interface it implements, whole-cluster simulation helpers, and
  * `DevTls`, throw-away TLS material for trying the RPC server.
  *
+ * @module
  * @since 0.1.0
  */
 
+/**
+ * The in-memory network (a `Transport` per attached address) with latency,
+ * jitter, loss, partitions and slow nodes, deterministic under `TestClock`
+ * and a seeded `Random`.
+ */
 export {
   type LinkConditions,
   type NodeConditions,

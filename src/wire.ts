@@ -5,6 +5,7 @@
  * For tools that read or write shoal packets (a packet capture decoder, a
  * fuzzer, another implementation's tests).
  *
+ * @module
  * @since 0.1.0
  */
 export * as Codec from "./cluster/gossip/Codec.ts"

@@ -10,6 +10,7 @@
  * ask for `{ role: "worker", healthy: "true" }` and get only members that
  * are both alive and passing their checks.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
@@ -50,6 +51,26 @@ export interface LayerOptions {
   readonly leaveOnClose?: boolean | undefined
 }
 
+/**
+ * The cluster service: membership, events, this node's tags and health
+ * checks. Provide it with {@link Cluster.layer} (real sockets),
+ * {@link Cluster.layerWithTransport} (any `Transport`, e.g. `SimNetwork`), or
+ * `RpcServer.layer`, whose server is a member.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Cluster } from "shoal"
+ *
+ * // print healthy workers, then every membership change
+ * const program = Effect.gen(function* () {
+ *   const cluster = yield* Cluster
+ *   const workers = yield* cluster.nodesByTags({ role: "worker", healthy: "true" })
+ *   yield* Effect.log(`workers: ${workers.map((node) => node.name).join(", ")}`)
+ *   yield* cluster.events.pipe(Stream.runForEach((event) => Effect.log(`${event._tag} ${event.node.name}`)))
+ * }).pipe(Effect.provide(Cluster.layer({ nodeName: "watcher", seedNodes: ["10.0.0.1:7946"] })))
+ * ```
+ */
 export class Cluster extends Context.Service<
   Cluster,
   {
@@ -66,6 +87,7 @@ export class Cluster extends Context.Service<
     readonly members: Effect.Effect<ReadonlyArray<ClusterNode>>
     /** Members in state `Alive`, this node included. */
     readonly aliveMembers: Effect.Effect<ReadonlyArray<ClusterNode>>
+    /** One member by id, in any state; `NodeNotFound` when it is not held (never known, or reaped). */
     readonly member: (id: NodeId) => Effect.Effect<ClusterNode, NodeNotFound>
     /**
      * Alive members carrying every one of `tags` (answered from the tag

@@ -14,6 +14,7 @@
  * Used as a module: `ClusterConfig.make({...})`, `ClusterConfig.withTags`,
  * `ClusterConfig.fromEnv`, and the type `ClusterConfig.ClusterConfig`.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Config from "effect/Config"

@@ -4,6 +4,7 @@
  * Failures of the layers below (socket errors, schema issues) are converted to
  * these at the boundary where they occur, so no foreign error type leaks out.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Duration from "effect/Duration"

@@ -20,6 +20,7 @@
  *   sent again to another member, at most `retries` times. Errors of the
  *   handler itself are never retried.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
@@ -57,6 +58,7 @@ import * as RpcConfig from "./RpcConfig.ts"
  */
 export const Idempotent = Context.Reference<boolean>("shoal/rpc/Idempotent", { defaultValue: () => false })
 
+/** How a cluster client picks members and retries; only `tags` is required. */
 export interface ClusterClientOptions {
   /** Every tag a member must carry to take calls. */
   readonly tags: Tags

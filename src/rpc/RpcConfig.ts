@@ -13,6 +13,7 @@
  * Used as a module: `RpcConfig.make({...})`, `RpcConfig.withCluster`, and the
  * type `RpcConfig.RpcConfig`.
  *
+ * @module
  * @since 0.1.0
  */
 import { readFile } from "node:fs/promises"

@@ -22,6 +22,7 @@
  * Streaming handlers are coalesced (see `Streaming`), so a producer that
  * emits one element at a time is not held to one element per round trip.
  *
+ * @module
  * @since 0.1.0
  */
 import { networkInterfaces } from "node:os"
@@ -110,6 +111,12 @@ const listenError = (address: Address) => (error: SocketServer.SocketServerError
 const withRpcAddress = (config: ClusterConfig.ClusterConfig, rpcAddress: Address) =>
   config.rpcAddress === undefined ? ClusterConfig.update(config, { rpcAddress }) : Effect.succeed(config)
 
+/**
+ * A running RPC server: where it listens, what it advertises, and the cluster
+ * it is a member of. Build it with {@link RpcServer.layer} (a server that is a
+ * cluster member, providing `Cluster` too), {@link RpcServer.layerStandalone}
+ * or {@link RpcServer.make}.
+ */
 export class RpcServer extends Context.Service<
   RpcServer,
   {

@@ -22,6 +22,7 @@
  * })
  * ```
  *
+ * @module
  * @since 0.1.0
  */
 import { createHash, createPublicKey, generateKeyPairSync, type KeyObject, randomBytes, sign } from "node:crypto"

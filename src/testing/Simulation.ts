@@ -22,6 +22,7 @@
  * }).pipe(Effect.provide(SimNetwork.layer))
  * ```
  *
+ * @module
  * @since 0.1.0
  */
 import * as Context from "effect/Context"

@@ -18,6 +18,7 @@
  *   culprit); with no helpers to judge by, +1;
  * - having to refute a suspicion about ourselves: +1.
  *
+ * @module
  * @since 0.1.0
  */
 

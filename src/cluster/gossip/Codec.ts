@@ -63,6 +63,7 @@
  * failure there (a value built with `disableChecks` that does not hold) is a
  * bug, and they throw a `SerializationError`.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"

@@ -11,6 +11,7 @@
  * one member (time is passed in), and the {@link PhiDetector} service keeps
  * one per member and reads time from `Clock`.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"

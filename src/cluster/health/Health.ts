@@ -4,6 +4,7 @@
  * published to subscribers. The cluster turns the aggregate's `healthy` into
  * this node's `healthy` tag.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
