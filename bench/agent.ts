@@ -26,7 +26,7 @@ import { parseArgs } from "node:util"
 import { revision } from "./machine.ts"
 import { Cluster, liveProcesses, now, sleep } from "./membership/cluster.ts"
 import { commandExists, cpuSeconds, type Netns, rssKiB } from "./membership/host.ts"
-import { type MembershipSystem, nodeBinary, serf, shoal } from "./membership/systems.ts"
+import { type MembershipSystem, nodeBinary, serf, setShoalRoot, shoal } from "./membership/systems.ts"
 
 const { values: options } = parseArgs({
   options: {
@@ -37,17 +37,20 @@ const { values: options } = parseArgs({
     "base-port": { type: "string", default: "17400" },
     systems: { type: "string", default: "shoal,serf" },
     profile: { type: "boolean", default: false },
+    "shoal-root": { type: "string" },
     help: { type: "boolean", default: false }
   }
 })
 if (options.help) {
   console.log(
-    "npm run bench:agent -- [--spawns 15] [--reps 3] [--size 10] [--idle 20] [--base-port 17400] [--systems shoal,serf] [--profile]"
+    "npm run bench:agent -- [--spawns 15] [--reps 3] [--size 10] [--idle 20] [--base-port 17400] [--systems shoal,serf] [--profile] [--shoal-root DIR]"
   )
   process.exit(0)
 }
 
 const root = new URL("../", import.meta.url).pathname
+// Another checkout's bin/shoal.js (e.g. an older commit, its bundle built) for a before/after comparison.
+if (options["shoal-root"] !== undefined) setShoalRoot(options["shoal-root"])
 const SPAWNS = Number(options.spawns)
 const REPS = Number(options.reps)
 const N = Number(options.size)
