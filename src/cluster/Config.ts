@@ -632,7 +632,18 @@ export const config: Config.Config<Input> = configUnder("SHOAL")
  * are `InvalidConfiguration`s naming the variable.
  */
 export const fromEnv = Effect.fnUntraced(function* (base: Input = {}, prefix = "SHOAL") {
-  const raw = yield* rawUnder(prefix).pipe(Effect.mapError((error) => invalid(prefix, error.message)))
+  // The same variables `configUnder(prefix)` reads, asked of the provider directly: building 35 `Config`
+  // values (a schema codec each) cost the agent several milliseconds of start-up.
+  const provider = yield* ConfigProvider.ConfigProvider
+  const raw = {} as Record<keyof Input, Option.Option<string>>
+  for (const field of fieldsOfInput) {
+    const variable = environmentVariables[field].slice("SHOAL_".length)
+    const node = yield* provider
+      .load([prefix, variable])
+      .pipe(Effect.mapError((error) => invalid(variableOf(prefix, field), error.message)))
+    raw[field] =
+      node !== undefined && node._tag !== "Array" && node.value !== undefined ? Option.some(node.value) : Option.none()
+  }
   const parsed = parseRaw(prefix, raw)
   if (isError(parsed)) return yield* parsed
   return yield* make({ ...base, ...parsed.input }).pipe(
