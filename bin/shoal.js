@@ -8,12 +8,14 @@
 // checkout without the bundle, or with SHOAL_FROM_SOURCE=1, the sources run
 // directly (Node ≥ 24 strips types).
 import { existsSync } from "node:fs"
-import { enableCompileCache } from "node:module"
+import { enableCompileCache, flushCompileCache } from "node:module"
 
 const bundle = new URL("../dist/shoal.mjs", import.meta.url)
 if (existsSync(bundle) && process.env.SHOAL_FROM_SOURCE !== "1") {
   enableCompileCache()
   await import(bundle.href)
+  // Node writes the cache at exit, which a killed agent never reaches: write it once start-up is over.
+  setTimeout(flushCompileCache, 1000).unref()
 } else {
   await import("../src/cli/Main.ts")
 }
