@@ -124,6 +124,11 @@ export class Cluster extends Context.Service<
      */
     readonly leave: Effect.Effect<void, ClusterClosed>
     readonly stats: Effect.Effect<ClusterStats, ClusterClosed>
+    /**
+     * `"open"`, `"left"` after `leave`, or `"closed"` once the scope has
+     * closed: which operations will fail with `ClusterClosed`.
+     */
+    readonly status: Effect.Effect<"open" | "left" | "closed">
   }
 >()("shoal/cluster/Cluster") {
   /**
@@ -257,6 +262,7 @@ export class Cluster extends Context.Service<
             return swim.leave
           })
         ),
+        status: Effect.sync(() => state),
         stats: open(
           "Cluster.stats",
           Effect.gen(function* () {

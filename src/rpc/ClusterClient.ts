@@ -144,9 +144,8 @@ export const make = <Rpcs extends Rpc.Any>(
   Effect.gen(function* () {
     const resolved = yield* RpcConfig.resolve(config)
     const cluster = yield* Cluster
-    if ((yield* cluster.localNode).state === "Left") {
-      return yield* new ClusterClosed({ operation: "ClusterClient.make", reason: "left" })
-    }
+    const status = yield* cluster.status
+    if (status !== "open") return yield* new ClusterClosed({ operation: "ClusterClient.make", reason: status })
     const retryDelay = yield* RpcConfig.duration("connectRetryDelay", options.connectRetryDelay ?? "1 second")
     const scope = yield* Effect.scope
     const clock = yield* Clock.Clock

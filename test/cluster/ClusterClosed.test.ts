@@ -43,6 +43,7 @@ describe("ClusterClosed", () => {
           )
           // leaving twice is no error; the last view and the counters stay readable
           yield* cluster.leave
+          assert.strictEqual(yield* cluster.status, "left")
           assert.strictEqual((yield* cluster.localNode).state, "Left")
           assert.isAtLeast((yield* cluster.stats).updatesApplied, 1)
           const error = yield* Effect.flip(cluster.setTags({}))
@@ -75,6 +76,7 @@ describe("ClusterClosed", () => {
         for (const [name, operation] of operations) {
           assert.strictEqual(yield* closedReason(operation), "closed", name)
         }
+        assert.strictEqual(yield* cluster.status, "closed")
         // the last view is still there
         assert.strictEqual((yield* cluster.localNode).id, cluster.config.nodeId)
         assert.lengthOf(yield* cluster.members, 1)
