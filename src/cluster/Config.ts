@@ -620,7 +620,7 @@ export const configUnder = (prefix: string): Config.Config<Input> =>
   )
 
 /** {@link configUnder} with the default prefix: `SHOAL_BIND`, `SHOAL_SEEDS`, … */
-export const config: Config.Config<Input> = configUnder("SHOAL")
+export const config: Config.Config<Input> = /*#__PURE__*/ configUnder("SHOAL")
 
 /**
  * Reads the configuration from the environment (through effect `Config`, so

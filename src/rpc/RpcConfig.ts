@@ -496,7 +496,7 @@ export const configUnder = (prefix: string): Config.Config<Input> =>
   )
 
 /** {@link configUnder} with the default prefix: `SHOAL_RPC_CERTIFICATE`, `SHOAL_RPC_BIND`, … */
-export const config: Config.Config<Input> = configUnder("SHOAL_RPC")
+export const config: Config.Config<Input> = /*#__PURE__*/ configUnder("SHOAL_RPC")
 
 /**
  * Reads the RPC settings from the environment (`SHOAL_RPC_*`, see
