@@ -293,7 +293,8 @@ const shadowed = (provider: ConfigProvider.ConfigProvider, input: ClusterConfig.
       .map((field) => ClusterConfig.environmentVariables[field])
   )
   return ConfigProvider.make((path) => {
-    const variable = path.length === 1 && typeof path[0] === "string" ? path[0] : undefined
+    // `ClusterConfig.fromEnv` reads each variable as the path ["SHOAL", "PROBE_INTERVAL"]
+    const variable = path.every((segment) => typeof segment === "string") ? path.join("_") : undefined
     return variable !== undefined && hidden.has(variable) ? Effect.succeed(undefined) : provider.load(path)
   })
 }

@@ -22,6 +22,7 @@
  * Streaming handlers are coalesced (see `Streaming`), so a producer that
  * emits one element at a time is not held to one element per round trip.
  *
+ * @module
  * @since 0.1.0
  */
 import { networkInterfaces } from "node:os"
@@ -110,6 +111,12 @@ const listenError = (address: Address) => (error: SocketServer.SocketServerError
 const withRpcAddress = (config: ClusterConfig.ClusterConfig, rpcAddress: Address) =>
   config.rpcAddress === undefined ? ClusterConfig.update(config, { rpcAddress }) : Effect.succeed(config)
 
+/**
+ * A running RPC server: where it listens, what it advertises, and the cluster
+ * it is a member of. Build it with {@link RpcServer.layer} (a server that is a
+ * cluster member, providing `Cluster` too), {@link RpcServer.layerStandalone}
+ * or {@link RpcServer.make}.
+ */
 export class RpcServer extends Context.Service<
   RpcServer,
   {
@@ -119,7 +126,10 @@ export class RpcServer extends Context.Service<
     readonly advertisedAddress: Address
     /** The cluster this server is a member of, if it was configured with one. */
     readonly cluster: Option.Option<Cluster["Service"]>
-    /** Alive members carrying every one of `tags` (this node included); empty without a cluster. */
+    /**
+     * Alive members carrying every one of `tags` (this node included); empty
+     * without a cluster, and the last view once the cluster closed.
+     */
     readonly discoverNodes: (tags: Tags) => Effect.Effect<ReadonlyArray<ClusterNode>>
   }
 >()("shoal/rpc/RpcServer") {
@@ -215,8 +225,42 @@ export class RpcServer extends Context.Service<
       })
     })
 
-  /** {@link RpcServer.make} as a layer: `RpcServer.layer(group, config).pipe(Layer.provide(handlers))`. */
+  /**
+   * {@link RpcServer.make} as a layer that also provides the server's
+   * `Cluster`, so what is built on the server (health checks, a
+   * `ClusterClient`, your own services) reads it from the context:
+   * `RpcServer.layer(group, config).pipe(Layer.provide(handlers))`. The
+   * configuration must name a cluster (`cluster` in the input, or
+   * `RpcConfig.withCluster`); without one the layer fails with
+   * `InvalidConfiguration` — a server outside any cluster is
+   * {@link RpcServer.layerStandalone}.
+   */
   static readonly layer = <Rpcs extends Rpc.Any>(
+    group: RpcGroup.RpcGroup<Rpcs>,
+    config: RpcConfig.RpcConfig | RpcConfig.Input,
+    options: ServerOptions = {}
+  ): Layer.Layer<
+    RpcServer | Cluster,
+    StartError,
+    Rpc.ToHandler<Rpcs> | Rpc.Middleware<Rpcs> | Rpc.ServicesServer<Rpcs>
+  > =>
+    Layer.effectContext(
+      Effect.gen(function* () {
+        const resolved = yield* RpcConfig.resolve(config)
+        if (resolved.cluster === undefined) {
+          return yield* new InvalidConfiguration({
+            field: "cluster",
+            reason:
+              "RpcServer.layer provides the server's Cluster, so it needs one; RpcServer.layerStandalone serves without"
+          })
+        }
+        const server = yield* RpcServer.make(group, resolved, options)
+        return Context.make(RpcServer, server).pipe(Context.add(Cluster, Option.getOrThrow(server.cluster)))
+      })
+    )
+
+  /** {@link RpcServer.make} as a layer, for a server that joins no cluster (its `cluster` is `None`). */
+  static readonly layerStandalone = <Rpcs extends Rpc.Any>(
     group: RpcGroup.RpcGroup<Rpcs>,
     config: RpcConfig.RpcConfig | RpcConfig.Input,
     options: ServerOptions = {}

@@ -13,6 +13,7 @@
  * A bare effect/rpc client or server talks to shoal by providing
  * {@link layer}; with a different serialization calls hang rather than fail.
  *
+ * @module
  * @since 0.1.0
  */
 import type * as Layer from "effect/Layer"

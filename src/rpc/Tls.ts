@@ -9,6 +9,7 @@
  * counts as open once the first ticket arrives, and a refused client
  * certificate fails the dial instead of the first call.
  *
+ * @module
  * @since 0.1.0
  */
 import type * as Net from "node:net"

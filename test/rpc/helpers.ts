@@ -117,7 +117,10 @@ export const startServer = (
     const outer = yield* Effect.scope
     const scope = yield* Scope.fork(outer, "sequential")
     const context = yield* Layer.buildWithScope(
-      RpcServer.layer(TestRpcs, config, options).pipe(Layer.provide(handlers(probe))),
+      (config.cluster === undefined
+        ? RpcServer.layerStandalone(TestRpcs, config, options)
+        : RpcServer.layer(TestRpcs, config, options)
+      ).pipe(Layer.provide(handlers(probe))),
       scope
     ).pipe(Effect.onError(() => Scope.close(scope, Exit.void)))
     return { server: Context.get(context, RpcServer), probe, scope }

@@ -22,6 +22,7 @@
  *   interval ×2–3 and a 3 | 3 split took 14–16 s to detect instead of 8–10.)
  * - having to refute a suspicion about ourselves: +1.
  *
+ * @module
  * @since 0.1.0
  */
 

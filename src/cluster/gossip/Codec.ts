@@ -63,6 +63,7 @@
  * failure there (a value built with `disableChecks` that does not hold) is a
  * bug, and they throw a `SerializationError`.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
@@ -251,10 +252,34 @@ const readHeader = (
   for (let i = 0; same && i < length; i++) same = expected[i] === bytes[HEADER_FIXED + i]
   if (!same) {
     const got = labelDecoder.decode(bytes.subarray(HEADER_FIXED, HEADER_FIXED + length))
-    return Result.fail(reject("cluster", `packet from cluster "${got}", but this node is in cluster "${label}"`))
+    return Result.fail(
+      reject("cluster", `cluster label mismatch: the peer is in cluster "${got}", this node in cluster "${label}"`)
+    )
   }
   return Result.succeed(HEADER_FIXED + length)
 }
+
+/**
+ * The kind and cluster label of a well-formed shoal header, without looking
+ * at the body; `undefined` for anything else (too short, another magic or
+ * version, a label longer than the bytes). Never throws.
+ */
+export const peekHeader = (bytes: Uint8Array): { readonly kind: number; readonly label: string } | undefined => {
+  if (bytes.length < HEADER_FIXED || bytes[0] !== MAGIC || bytes[1] !== PROTOCOL_VERSION) return undefined
+  const length = bytes[4]!
+  if (length > MAX_LABEL_BYTES || HEADER_FIXED + length > bytes.length) return undefined
+  return { kind: bytes[3]!, label: labelDecoder.decode(bytes.subarray(HEADER_FIXED, HEADER_FIXED + length)) }
+}
+
+/**
+ * A push-pull frame with this node's label and no body: the answer to a
+ * push-pull request from another cluster. The requester's decoder refuses
+ * it on the label, so its join fails saying both labels instead of "stream
+ * closed"; no member state is given away (the label travels in every
+ * datagram anyway).
+ */
+export const labelRefusal = (label: string): Uint8Array<ArrayBuffer> =>
+  frame(KIND_PUSH_PULL, labelBytes(label), new Uint8Array(0))
 
 /**
  * The body's plaintext. Today bodies are sent in the clear (the header check
