@@ -1333,7 +1333,8 @@ export class Swim extends Context.Service<
               )
               return answered
             }
-            lastFailures = failures
+            // an attempt cut short by the deadline tried nothing: keep the reasons of the last one that did
+            if (failures.length > 0) lastFailures = failures
             const now = yield* Clock.currentTimeMillis
             if (now >= deadline) break
             const wait = Math.min(backoff, deadline - now)
