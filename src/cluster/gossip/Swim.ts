@@ -215,6 +215,7 @@ export class Swim extends Context.Service<
     readonly stats: Effect.Effect<SwimStats>
   }
 >()("shoal/cluster/gossip/Swim") {
+  /** The engine for `config`, on the Transport, registry and phi detector in context; its fibers live in the scope. */
   static readonly make = (
     config: ClusterConfig
   ): Effect.Effect<Swim["Service"], never, Transport | NodeRegistry | PhiDetector | Scope.Scope> =>
@@ -1399,6 +1400,7 @@ export class Swim extends Context.Service<
       })
     })
 
+  /** {@link Swim.make} as a layer. */
   static readonly layer = (config: ClusterConfig): Layer.Layer<Swim, never, Transport | NodeRegistry | PhiDetector> =>
     Layer.effect(Swim, Swim.make(config))
 }
