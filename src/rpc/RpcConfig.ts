@@ -80,6 +80,10 @@ export interface Fields {
   readonly keepAliveTimeout: Duration.Duration
   readonly connectTimeout: Duration.Duration
   readonly requireClientCertificate: boolean
+  readonly maxConnections: number
+  readonly maxFrameBytes: number
+  readonly handshakeTimeout: Duration.Duration
+  readonly idleTimeout: Duration.Duration
   readonly clientCertificatePath: string | undefined
   readonly clientKeyPath: string | undefined
   readonly streamBufferSize: number
@@ -103,6 +107,10 @@ export class RpcConfig {
   declare readonly keepAliveTimeout: Fields["keepAliveTimeout"]
   declare readonly connectTimeout: Fields["connectTimeout"]
   declare readonly requireClientCertificate: Fields["requireClientCertificate"]
+  declare readonly maxConnections: Fields["maxConnections"]
+  declare readonly maxFrameBytes: Fields["maxFrameBytes"]
+  declare readonly handshakeTimeout: Fields["handshakeTimeout"]
+  declare readonly idleTimeout: Fields["idleTimeout"]
   declare readonly clientCertificatePath: Fields["clientCertificatePath"]
   declare readonly clientKeyPath: Fields["clientKeyPath"]
   declare readonly streamBufferSize: Fields["streamBufferSize"]
@@ -162,8 +170,28 @@ export interface Input {
   readonly keepAliveTimeout?: DurationInput | undefined
   /** How long dialing (TCP and the TLS handshake) may take (default 5 s). */
   readonly connectTimeout?: DurationInput | undefined
-  /** Mutual TLS: the server refuses clients without a certificate signed by `ca` (default false). */
+  /**
+   * Mutual TLS: the server refuses clients without a certificate signed by
+   * `ca`. Default: on whenever a `ca` is configured (a cluster with a private
+   * CA authenticates both ends); `false` turns it off explicitly.
+   */
   readonly requireClientCertificate?: boolean | undefined
+  /** Connections a server holds at once; one more is closed at once (default 256). */
+  readonly maxConnections?: number | undefined
+  /**
+   * The largest RPC message (one frame) a server reads, in bytes; a frame
+   * that claims more closes the connection (default 4 MiB). Stream large
+   * payloads instead.
+   */
+  readonly maxFrameBytes?: number | undefined
+  /** How long a client may take to complete the TLS handshake before the server drops it (default 10 s). */
+  readonly handshakeTimeout?: DurationInput | undefined
+  /**
+   * How long a server keeps a connection on which nothing arrives (default
+   * 60 s; shoal's clients ping every `keepAlive`, so only a stalled or
+   * hostile peer is ever idle that long).
+   */
+  readonly idleTimeout?: DurationInput | undefined
   /**
    * The certificate a client presents to servers. Without it, a node that
    * serves with `requireClientCertificate` presents its own `certificate`
@@ -195,7 +223,10 @@ export const defaults = {
   keepAlive: "5 seconds",
   keepAliveTimeout: "15 seconds",
   connectTimeout: "5 seconds",
-  requireClientCertificate: false,
+  maxConnections: 256,
+  maxFrameBytes: 4 * 1024 * 1024,
+  handshakeTimeout: "10 seconds",
+  idleTimeout: "60 seconds",
   streamBufferSize: DEFAULT_STREAM_BUFFER_SIZE
 } as const
 
@@ -348,13 +379,23 @@ export const make = Effect.fnUntraced(function* (input: Input = {}) {
   if (!Number.isInteger(streamBufferSize) || streamBufferSize < 1 || streamBufferSize > 1_000_000) {
     return yield* invalid("streamBufferSize", "must be an integer in 1..1000000")
   }
-  const requireClientCertificate = input.requireClientCertificate ?? defaults.requireClientCertificate
+  const requireClientCertificate = input.requireClientCertificate ?? caSource !== undefined
   if (requireClientCertificate && caSource === undefined) {
     return yield* invalid(
       "ca",
       "is required with requireClientCertificate (client certificates are checked against it)"
     )
   }
+  const maxConnections = input.maxConnections ?? defaults.maxConnections
+  if (!Number.isInteger(maxConnections) || maxConnections < 1 || maxConnections > 1_000_000) {
+    return yield* invalid("maxConnections", "must be an integer in 1..1000000")
+  }
+  const maxFrameBytes = input.maxFrameBytes ?? defaults.maxFrameBytes
+  if (!Number.isInteger(maxFrameBytes) || maxFrameBytes < 1024 || maxFrameBytes > 1024 * 1024 * 1024) {
+    return yield* invalid("maxFrameBytes", "must be an integer from 1024 (1 KiB) to 1073741824 (1 GiB)")
+  }
+  const handshakeTimeout = yield* duration("handshakeTimeout", input.handshakeTimeout ?? defaults.handshakeTimeout)
+  const idleTimeout = yield* duration("idleTimeout", input.idleTimeout ?? defaults.idleTimeout)
   if (input.cluster !== undefined) yield* checkCluster(input.cluster)
 
   const [certificate, key] = yield* readPair("certificate", "key", certificateSource, keySource)
@@ -379,6 +420,10 @@ export const make = Effect.fnUntraced(function* (input: Input = {}) {
       keepAliveTimeout,
       connectTimeout,
       requireClientCertificate,
+      maxConnections,
+      maxFrameBytes,
+      handshakeTimeout,
+      idleTimeout,
       clientCertificatePath: pathOf(clientCertificateSource),
       clientKeyPath: pathOf(clientKeySource),
       streamBufferSize,
@@ -431,6 +476,10 @@ export const environmentVariables = {
   keepAliveTimeout: "SHOAL_RPC_KEEP_ALIVE_TIMEOUT",
   connectTimeout: "SHOAL_RPC_CONNECT_TIMEOUT",
   requireClientCertificate: "SHOAL_RPC_REQUIRE_CLIENT_CERTIFICATE",
+  maxConnections: "SHOAL_RPC_MAX_CONNECTIONS",
+  maxFrameBytes: "SHOAL_RPC_MAX_FRAME_BYTES",
+  handshakeTimeout: "SHOAL_RPC_HANDSHAKE_TIMEOUT",
+  idleTimeout: "SHOAL_RPC_IDLE_TIMEOUT",
   clientCertificate: "SHOAL_RPC_CLIENT_CERTIFICATE",
   clientKey: "SHOAL_RPC_CLIENT_KEY",
   streamBufferSize: "SHOAL_RPC_STREAM_BUFFER_SIZE"
@@ -449,11 +498,17 @@ const parseEnvField = (field: EnvField, variable: string, text: string): unknown
     if (["false", "0", "no"].includes(trimmed.toLowerCase())) return false
     return invalid(variable, `expected true or false, got "${text}"`)
   }
-  if (field === "streamBufferSize") {
+  if (field === "streamBufferSize" || field === "maxConnections" || field === "maxFrameBytes") {
     const n = Number(trimmed)
     return trimmed.length === 0 || Number.isNaN(n) ? invalid(variable, `expected a number, got "${text}"`) : n
   }
-  if (field === "keepAlive" || field === "keepAliveTimeout" || field === "connectTimeout") {
+  if (
+    field === "keepAlive" ||
+    field === "keepAliveTimeout" ||
+    field === "connectTimeout" ||
+    field === "handshakeTimeout" ||
+    field === "idleTimeout"
+  ) {
     return Option.isNone(parseDuration(trimmed))
       ? invalid(variable, `expected ${DURATION_SYNTAX}, got "${text}"`)
       : trimmed

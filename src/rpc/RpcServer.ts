@@ -42,8 +42,8 @@ import { Cluster } from "../cluster/Cluster.ts"
 import * as ClusterConfig from "../cluster/Config.ts"
 import { type ClusterError, InvalidConfiguration, NetworkError } from "../cluster/Errors.ts"
 import { Address, type ClusterNode, formatAddress, type Tags } from "../cluster/Node.ts"
+import { limitConnections, serverSerialization } from "./ConnectionLimits.ts"
 import * as RpcConfig from "./RpcConfig.ts"
-import * as Serialization from "./Serialization.ts"
 import { coalesceHandlers } from "./Streaming.ts"
 import { serverOptions } from "./Tls.ts"
 
@@ -168,10 +168,11 @@ export class RpcServer extends Context.Service<
       )
 
       // 1. bind
-      const socketServer = yield* NodeSocketServer.makeTls(serverOptions(resolved)).pipe(
+      const listener = yield* NodeSocketServer.makeTls(serverOptions(resolved)).pipe(
         Scope.provide(listenerScope),
         Effect.mapError(listenError(resolved.bindAddress))
       )
+      const socketServer = limitConnections(listener, resolved)
       const address = boundAddress(socketServer, resolved.bindAddress)
       yield* Effect.logDebug("rpc: listener bound").pipe(Effect.annotateLogs({ address: formatAddress(address) }))
 
@@ -196,7 +197,7 @@ export class RpcServer extends Context.Service<
       }
 
       // 3. serve
-      const serialization = yield* Layer.build(Serialization.layer)
+      const serialization = yield* Layer.build(serverSerialization(resolved))
       const protocol = yield* EffectRpcServer.makeProtocolSocketServer.pipe(
         Effect.provideService(SocketServer.SocketServer, socketServer),
         Effect.provide(serialization),

@@ -19,5 +19,10 @@
 import type * as Layer from "effect/Layer"
 import * as RpcSerialization from "effect/rpc/RpcSerialization"
 
-/** The serialization shoal's servers and clients use. */
-export const layer: Layer.Layer<RpcSerialization.RpcSerialization> = RpcSerialization.layerSchemaBinary()
+/** The serialization shoal's servers and clients use, reading frames of at most `maxFrameSize` bytes. */
+export const layerWith = (options: {
+  readonly maxFrameSize?: number | undefined
+}): Layer.Layer<RpcSerialization.RpcSerialization> => RpcSerialization.layerSchemaBinary(options)
+
+/** The serialization shoal's servers and clients use (effect/rpc's frame limit, 16 MiB). */
+export const layer: Layer.Layer<RpcSerialization.RpcSerialization> = layerWith({})
