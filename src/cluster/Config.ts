@@ -23,6 +23,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { DURATION_SYNTAX, type DurationInput, parseDuration } from "./DurationText.ts"
 import { InvalidConfiguration } from "./Errors.ts"
@@ -67,6 +68,10 @@ export class ClusterConfig extends Schema.Class<ClusterConfig>("shoal/ClusterCon
   retryJoin: Schema.Boolean,
   retryJoinInterval: Schema.Duration,
   tcpPings: Schema.Boolean,
+  keyring: Schema.optionalKey(Schema.Array(Schema.Redacted(Schema.String))),
+  encryptOutgoing: Schema.Boolean,
+  requireEncryption: Schema.Boolean,
+  replayWindow: Schema.Duration,
   leaveTimeout: Schema.Duration,
   phiThreshold: Schema.Number,
   phiWindowSize: Schema.Int,
@@ -122,6 +127,19 @@ export interface Input {
   readonly retryJoinInterval?: DurationInput | undefined
   /** When a UDP probe fails, also ping over TCP (memberlist's fallback; default true). */
   readonly tcpPings?: boolean | undefined
+  /**
+   * Gossip keys (32 bytes each, base64; `Redacted` keeps them out of logs),
+   * the first the primary: every datagram and stream frame is then sealed
+   * with AES-256-GCM (see `docs/SECURITY.md`). Without a keyring gossip is in
+   * the clear.
+   */
+  readonly keyring?: ReadonlyArray<string | Redacted.Redacted<string>> | undefined
+  /** With a keyring: seal what this node sends (default true; false only while a cluster moves off plaintext). */
+  readonly encryptOutgoing?: boolean | undefined
+  /** With a keyring: refuse packets that are not sealed (default true; false while a cluster moves off plaintext). */
+  readonly requireEncryption?: boolean | undefined
+  /** With a keyring: how far a sealed packet's time may be from ours, and how long its nonce is remembered (default 30 s). */
+  readonly replayWindow?: DurationInput | undefined
   readonly leaveTimeout?: DurationInput | undefined
   readonly phiThreshold?: number | undefined
   readonly phiWindowSize?: number | undefined
@@ -164,6 +182,9 @@ export const defaults = {
   retryJoin: false,
   retryJoinInterval: "5 seconds",
   tcpPings: true,
+  encryptOutgoing: true,
+  requireEncryption: true,
+  replayWindow: "30 seconds",
   leaveTimeout: "5 seconds",
   phiThreshold: 8,
   phiWindowSize: 100,
@@ -201,6 +222,7 @@ export const durationFields: ReadonlyArray<DurationField> = [
   "tombstoneTtl",
   "joinTimeout",
   "retryJoinInterval",
+  "replayWindow",
   "leaveTimeout",
   "phiMinStdDeviation",
   "phiAcceptablePause",
@@ -291,7 +313,28 @@ const checkTags = (tags: unknown): InvalidConfiguration | undefined => {
  * The checks that need more than one field, or knowledge of the protocol.
  * Returns the first problem, in field order.
  */
+/** Bytes of a gossip key (AES-256); the keyring module (gossip/Keyring.ts) makes keys of these. */
+const GOSSIP_KEY_BYTES = 32
+
+const checkKeyring = (keys: ReadonlyArray<Redacted.Redacted<string>>): InvalidConfiguration | undefined => {
+  if (keys.length === 0) return invalid("keyring", "holds at least one key (or leave it out for plaintext gossip)")
+  for (const [index, key] of keys.entries()) {
+    const text = Redacted.value(key).trim()
+    // never quote the key: say which one and why
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text)) return invalid("keyring", `key ${index + 1} is not base64 text`)
+    const bytes = Buffer.from(text, "base64").length
+    if (bytes !== GOSSIP_KEY_BYTES) {
+      return invalid("keyring", `key ${index + 1} is ${bytes} bytes; a key is ${GOSSIP_KEY_BYTES} (AES-256)`)
+    }
+  }
+  return undefined
+}
+
 const checkFields = (c: ClusterConfig): InvalidConfiguration | undefined => {
+  if (c.keyring !== undefined) {
+    const problem = checkKeyring(c.keyring)
+    if (problem !== undefined) return problem
+  }
   if (c.nodeName.length === 0) return invalid("nodeName", "must not be empty")
   if (utf8Length(c.nodeName) > 128) return invalid("nodeName", "must be at most 128 bytes")
   if (c.clusterLabel.length === 0) return invalid("clusterLabel", "must not be empty")
@@ -424,6 +467,11 @@ export const make = Effect.fnUntraced(function* (input: Input = {}) {
       awarenessMaxMultiplier: input.awarenessMaxMultiplier ?? defaults.awarenessMaxMultiplier,
       retryJoin: input.retryJoin ?? defaults.retryJoin,
       tcpPings: input.tcpPings ?? defaults.tcpPings,
+      ...(input.keyring === undefined
+        ? {}
+        : { keyring: input.keyring.map((key) => (Redacted.isRedacted(key) ? key : Redacted.make(key))) }),
+      encryptOutgoing: input.encryptOutgoing ?? defaults.encryptOutgoing,
+      requireEncryption: input.requireEncryption ?? defaults.requireEncryption,
       phiThreshold: input.phiThreshold ?? defaults.phiThreshold,
       phiWindowSize: input.phiWindowSize ?? defaults.phiWindowSize,
       maxPacketSize: input.maxPacketSize ?? defaults.maxPacketSize
@@ -490,6 +538,10 @@ export const environmentVariables = {
   retryJoin: "SHOAL_RETRY_JOIN",
   retryJoinInterval: "SHOAL_RETRY_JOIN_INTERVAL",
   tcpPings: "SHOAL_TCP_PINGS",
+  keyring: "SHOAL_KEYRING",
+  encryptOutgoing: "SHOAL_ENCRYPT_OUTGOING",
+  requireEncryption: "SHOAL_REQUIRE_ENCRYPTION",
+  replayWindow: "SHOAL_REPLAY_WINDOW",
   leaveTimeout: "SHOAL_LEAVE_TIMEOUT",
   phiThreshold: "SHOAL_PHI_THRESHOLD",
   phiWindowSize: "SHOAL_PHI_WINDOW_SIZE",
@@ -526,6 +578,7 @@ const parseEnvValue = (
   text: string
 ): Input[keyof Input] | InvalidConfiguration => {
   if (field === "seedNodes") return splitList(text)
+  if (field === "keyring") return splitList(text).map((key) => Redacted.make(key))
   if (field === "tags") {
     const tags: Record<string, string> = {}
     for (const pair of splitList(text)) {
@@ -535,7 +588,7 @@ const parseEnvValue = (
     }
     return tags
   }
-  if (field === "retryJoin" || field === "tcpPings") {
+  if (field === "retryJoin" || field === "tcpPings" || field === "encryptOutgoing" || field === "requireEncryption") {
     const lower = text.trim().toLowerCase()
     if (["true", "1", "yes"].includes(lower)) return true
     if (["false", "0", "no"].includes(lower)) return false

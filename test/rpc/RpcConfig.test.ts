@@ -144,7 +144,9 @@ describe("RpcConfig", () => {
       })
       assert.isUndefined(RpcConfig.clientIdentity(plain))
       // without a CA there is nothing to check client certificates against
-      assert.isFalse((yield* RpcConfig.make({ certificate: tls.node.cert, key: tls.node.key })).requireClientCertificate)
+      assert.isFalse(
+        (yield* RpcConfig.make({ certificate: tls.node.cert, key: tls.node.key })).requireClientCertificate
+      )
       const explicit = yield* RpcConfig.make({
         ca: tls.ca,
         clientCertificate: tls.client.cert,
