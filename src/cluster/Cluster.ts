@@ -18,15 +18,19 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as ClusterConfig from "./Config.ts"
 import { ClusterClosed, type ClusterError, type InvalidConfiguration, NodeNotFound } from "./Errors.ts"
 import type { ClusterEvent } from "./Events.ts"
 import * as Codec from "./gossip/Codec.ts"
+import { GossipKeys, type KeyringReport } from "./gossip/GossipKeys.ts"
 import { GossipService } from "./gossip/GossipService.ts"
+import { installCommand, KeyringCommand } from "./gossip/KeyringCommand.ts"
 import { PhiDetector } from "./gossip/PhiDetector.ts"
 import { NodeRegistry, type TagQueryOptions, toEvent } from "./gossip/Registry.ts"
+import type { EnvelopeRejections } from "./gossip/SecureTransport.ts"
 import { Swim, type SwimStats } from "./gossip/Swim.ts"
 import { type Transport, Transport as TransportService, type TransportStats } from "./gossip/Transport.ts"
 import * as UdpTransport from "./gossip/UdpTransport.ts"
@@ -39,6 +43,8 @@ import type { ClusterNode, NodeId, Tags } from "./Node.ts"
 export interface ClusterStats extends SwimStats {
   readonly transport: TransportStats
   readonly awareness: number
+  /** Packets and frames the gossip keyring refused, by reason (all zero without a keyring). */
+  readonly envelopeRejected: EnvelopeRejections
 }
 
 /** How the layer behaves beyond the configuration. */
@@ -129,6 +135,24 @@ export class Cluster extends Context.Service<
      * closed: which operations will fail with `ClusterClosed`.
      */
     readonly status: Effect.Effect<"open" | "left" | "closed">
+    /**
+     * The gossip keyring (see `docs/SECURITY.md`): each command runs here,
+     * then on every live member, and reports who acknowledged. A rotation is
+     * `install(newKey)`, `use(fingerprint)`, `remove(oldFingerprint)`, each
+     * acknowledged everywhere before the next. Without a configured keyring
+     * every command fails with `InvalidConfiguration`.
+     */
+    readonly keys: {
+      readonly list: Effect.Effect<KeyringReport, InvalidConfiguration | ClusterClosed>
+      /** Installs a key (32 bytes, base64): it decrypts at once, encrypts once `use`d. */
+      readonly install: (
+        key: string | Redacted.Redacted<string>
+      ) => Effect.Effect<KeyringReport, InvalidConfiguration | ClusterClosed>
+      /** Makes the key with this fingerprint the primary (the one that encrypts). */
+      readonly use: (fingerprint: string) => Effect.Effect<KeyringReport, InvalidConfiguration | ClusterClosed>
+      /** Removes a key that is not the primary. */
+      readonly remove: (fingerprint: string) => Effect.Effect<KeyringReport, InvalidConfiguration | ClusterClosed>
+    }
   }
 >()("shoal/cluster/Cluster") {
   /**
@@ -142,7 +166,7 @@ export class Cluster extends Context.Service<
   ): Effect.Effect<
     Cluster["Service"],
     ClusterError,
-    Swim | GossipService | Health | NodeRegistry | PhiDetector | Transport | Scope.Scope
+    Swim | GossipService | Health | NodeRegistry | PhiDetector | Transport | GossipKeys | Scope.Scope
   > =>
     Effect.gen(function* () {
       const swim = yield* Swim
@@ -151,6 +175,7 @@ export class Cluster extends Context.Service<
       const registry = yield* NodeRegistry
       const phi = yield* PhiDetector
       const transport = yield* TransportService
+      const gossipKeys = yield* GossipKeys
 
       let userTags: Tags = { ...config.tags }
       let healthy = (yield* health.runChecks).healthy
@@ -263,13 +288,36 @@ export class Cluster extends Context.Service<
           })
         ),
         status: Effect.sync(() => state),
+        keys: (() => {
+          /** The command here, then on every live member but this node. */
+          const run = (operation: string, command: KeyringCommand) =>
+            member(
+              operation,
+              Effect.gen(function* () {
+                const self = yield* swim.localNode
+                const others = (yield* registry.members).filter(
+                  (node) => node.id !== self.id && (node.state === "Alive" || node.state === "Suspect")
+                )
+                return yield* gossipKeys.run(command, others)
+              })
+            )
+          return {
+            list: run("Cluster.keys.list", new KeyringCommand({ op: "list" })),
+            install: (key: string | Redacted.Redacted<string>) =>
+              run("Cluster.keys.install", installCommand(Redacted.isRedacted(key) ? key : Redacted.make(key))),
+            use: (fingerprint: string) => run("Cluster.keys.use", new KeyringCommand({ op: "use", key: fingerprint })),
+            remove: (fingerprint: string) =>
+              run("Cluster.keys.remove", new KeyringCommand({ op: "remove", key: fingerprint }))
+          }
+        })(),
         stats: open(
           "Cluster.stats",
           Effect.gen(function* () {
             return {
               ...(yield* swim.stats),
               transport: yield* transport.stats,
-              awareness: yield* swim.awareness
+              awareness: yield* swim.awareness,
+              envelopeRejected: yield* gossipKeys.rejections
             }
           })
         )
@@ -289,7 +337,9 @@ export class Cluster extends Context.Service<
     const gossip = GossipService.layer.pipe(Layer.provideMerge(swim))
     return Layer.effect(Cluster, Cluster.make(config, options)).pipe(
       Layer.provide(gossip),
-      Layer.provide(labelGuard(config.clusterLabel))
+      Layer.provide(labelGuard(config.clusterLabel)),
+      // sealed (with a keyring) below the label guard, so the guard and the engine see plaintext
+      Layer.provide(GossipKeys.layer(config))
     )
   }
 

@@ -106,6 +106,9 @@ export const KIND_PACKET = 1
 /** Header `kind` byte of a push-pull (stream) message. */
 export const KIND_PUSH_PULL = 2
 
+/** Header `kind` byte of a keyring command and its answer (stream messages; see `KeyringCommand`). */
+export const KIND_KEYRING = 3
+
 /** Longest cluster label, in UTF-8 bytes (`ClusterConfig` enforces the same). */
 export const MAX_LABEL_BYTES = 64
 
@@ -202,7 +205,26 @@ const frame = (kind: number, label: Uint8Array, body: Uint8Array): Uint8Array<Ar
   return out
 }
 
-const kindName = (kind: number) => (kind === KIND_PACKET ? "packet" : kind === KIND_PUSH_PULL ? "push-pull" : "unknown")
+const kindName = (kind: number) =>
+  kind === KIND_PACKET
+    ? "packet"
+    : kind === KIND_PUSH_PULL
+      ? "push-pull"
+      : kind === KIND_KEYRING
+        ? "keyring"
+        : "unknown"
+
+/** A frame of `kind` for cluster `label` around `body` (for message kinds beyond packets and push-pulls). */
+export const encodeFrame = (kind: number, label: string, body: Uint8Array): Uint8Array<ArrayBuffer> =>
+  frame(kind, labelBytes(label), body)
+
+/** The body of a frame of `kind` for cluster `label`, after the same header checks as every other frame. */
+export const frameBody = (
+  kind: number,
+  label: string,
+  bytes: Uint8Array
+): Result.Result<Uint8Array, SerializationError> =>
+  Result.map(readHeader(bytes, kind, label), (offset) => openBody(bytes, offset))
 
 /**
  * Checks the header against this node's expectations and returns where the

@@ -59,6 +59,7 @@ import * as Rules from "../Rules.ts"
 import * as Awareness from "./Awareness.ts"
 import { Broadcasts } from "./Broadcasts.ts"
 import * as Codec from "./Codec.ts"
+import { ENVELOPE_OVERHEAD } from "./Keyring.ts"
 import { Ack, MAX_SEQ_NO, type Message, Nack, NodeStateUpdate, Ping, PingReq, PushPull } from "./Messages.ts"
 import { Peers } from "./Peers.ts"
 import { PhiDetector } from "./PhiDetector.ts"
@@ -227,7 +228,8 @@ export class Swim extends Context.Service<
       const random = () => rng.nextDoubleUnsafe()
 
       const label = config.clusterLabel
-      const maxPacket = config.maxPacketSize
+      // a sealed packet is ENVELOPE_OVERHEAD bytes longer than what the engine packs
+      const maxPacket = config.maxPacketSize - (config.keyring === undefined ? 0 : ENVELOPE_OVERHEAD)
       const probeIntervalMs = Duration.toMillis(config.probeInterval)
       const pingTimeoutMs = Duration.toMillis(config.pingTimeout)
       const gossipToTheDeadMs = Duration.toMillis(config.gossipToTheDeadTime)
