@@ -33,12 +33,22 @@ import * as FailureReporter from "./FailureReporter.ts"
 import * as PgSessionFencing from "./PgSessionFencing.ts"
 import * as ShoalClientProtocol from "./ShoalClientProtocol.ts"
 import * as ShoalRunnerHealth from "./ShoalRunnerHealth.ts"
+import * as ShoalRunnerStorage from "./ShoalRunnerStorage.ts"
 
 /**
  * How often effect/cluster asks `RunnerHealth` when the caller does not say:
  * answering from membership costs nothing, so once a second (stock: a minute).
  */
 export const DEFAULT_HEALTH_CHECK_INTERVAL = Duration.seconds(1)
+
+/**
+ * How often each process rebuilds its shard assignments when the caller does
+ * not say (stock: 3 s). `ShoalRunnerStorage` answers most of these reads from
+ * memory and the membership, and reads SQL at the stock cadence, so a quarter
+ * second costs no database load and moves shards a quarter second after
+ * shoal's verdict.
+ */
+export const DEFAULT_REFRESH_ASSIGNMENTS_INTERVAL = Duration.millis(250)
 
 export interface Options {
   /** Overrides over `ShardingConfig.layerFromEnv` (as `NodeClusterSocket.layer`'s `shardingConfig`). */
@@ -56,21 +66,28 @@ export const layer = (
   Cluster | SqlClient
 > => {
   const health = ShoalRunnerHealth.layer
+  const sqlRunnerStorage = Layer.orDie(SqlRunnerStorage.layer)
+  const runnerStorage = ShoalRunnerStorage.layer().pipe(Layer.provide([sqlRunnerStorage, health]))
   const clientProtocol = ShoalClientProtocol.layer.pipe(
     Layer.provide(NodeClusterSocket.layerClientProtocol),
     Layer.provide(health)
   )
   const sharding = options.clientOnly
-    ? SocketRunner.layerClientOnly.pipe(Layer.provide(clientProtocol))
-    : Layer.mergeAll(SocketRunner.layer, FailureReporter.layer, PgSessionFencing.layer).pipe(
-        Layer.provide([NodeClusterSocket.layerSocketServer, clientProtocol, health])
+    ? SocketRunner.layerClientOnly.pipe(Layer.provide([clientProtocol, runnerStorage]))
+    : Layer.mergeAll(
+        SocketRunner.layer.pipe(
+          Layer.provide([NodeClusterSocket.layerSocketServer, clientProtocol, health, runnerStorage])
+        ),
+        // The reporter writes what SQL holds, so it reads SQL's own flags, not the overlay.
+        FailureReporter.layer.pipe(Layer.provide([health, sqlRunnerStorage])),
+        PgSessionFencing.layer
       )
   return sharding.pipe(
     Layer.provideMerge(SqlMessageStorage.layer.pipe(Layer.provide(NodeCrypto.layerDigest))),
-    Layer.provide(Layer.orDie(SqlRunnerStorage.layer)),
     Layer.provide(
       ShardingConfig.layerFromEnv({
         runnerHealthCheckInterval: DEFAULT_HEALTH_CHECK_INTERVAL,
+        refreshAssignmentsInterval: DEFAULT_REFRESH_ASSIGNMENTS_INTERVAL,
         ...options.shardingConfig
       })
     ),
