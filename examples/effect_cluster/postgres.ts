@@ -11,7 +11,7 @@
  * database's crash safety, and it shares its disk with other work.
  */
 import { execFileSync, spawn } from "node:child_process"
-import { chownSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { appendFileSync, chownSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
@@ -22,6 +22,15 @@ const asIs: Wrap = (cmd, args) => [cmd, [...args]]
 
 export const DATABASE = "postgres"
 export const USER = "cluster"
+
+/** Data folders of servers not stopped yet, so an interrupted run can delete them (see `deleteLeftoverFolders`). */
+const liveFolders = new Set<string>()
+
+/** Deletes the folders of servers this process started and did not stop (call after killing them). */
+export const deleteLeftoverFolders = (): void => {
+  for (const folder of liveFolders) rmSync(folder, { recursive: true, force: true })
+  liveFolders.clear()
+}
 
 const isRoot = () => process.getuid?.() === 0
 
@@ -79,6 +88,7 @@ export const startPostgres = async (options: {
   const bin = ensurePostgres(options.log)
   const wrap = options.wrap ?? asIs
   const folder = mkdtempSync(join(tmpdir(), "shoal-pg-"))
+  liveFolders.add(folder)
   const data = join(folder, "data")
   // PostgreSQL will not run as root: as root, the server and its files belong to `postgres`.
   const owner = isRoot() ? Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim()) : undefined
@@ -106,6 +116,7 @@ export const startPostgres = async (options: {
       }
     }
     rmSync(folder, { recursive: true, force: true })
+    liveFolders.delete(folder)
   }
 
   try {
@@ -122,6 +133,8 @@ export const startPostgres = async (options: {
       "--no-sync"
     ])
     execFileSync(initCmd, initArgs, { stdio: "pipe", timeout: 120_000 })
+    // initdb trusts the loopback only; the server listens on one address of a network of our own.
+    appendFileSync(join(data, "pg_hba.conf"), "host all all samenet trust\n")
     const logFile = join(folder, "postgres.log")
     const [cmd, args] = inPlace(join(bin, "postgres"), [
       "-D",

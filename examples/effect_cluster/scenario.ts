@@ -146,9 +146,7 @@ export const runScenario = async (options: ScenarioOptions): Promise<ScenarioRes
       postgres: pgEndpoint,
       conversations,
       intervalMillis: options.intervalMillis ?? 100,
-      ...(shoal
-        ? { gossip: { bind: { host: place(RUNNERS + 1).host, port: port(20, GOSSIP_PORT) }, seeds } }
-        : {})
+      ...(shoal ? { gossip: { bind: { host: place(RUNNERS + 1).host, port: port(20, GOSSIP_PORT) }, seeds } } : {})
     }
     const client = new Child(
       "client",
@@ -204,7 +202,9 @@ export const runScenario = async (options: ScenarioOptions): Promise<ScenarioRes
     if (options.fault === "sigkill") victim.signal("SIGKILL")
     else if (options.fault === "sigstop") victim.signal("SIGSTOP")
     else faults!.blackhole(victimIndex + 1)
-    log(`${options.health} ${options.fault}: ${victimName} hosts ${moved.join(", ")}; fault at ${new Date(faultAt).toISOString()}`)
+    log(
+      `${options.health} ${options.fault}: ${victimName} hosts ${moved.join(", ")}; fault at ${new Date(faultAt).toISOString()}`
+    )
 
     const unavailable: Record<string, number | undefined> = {}
     const backAt = (id: string) => heard.find((h) => h.conversation === id && h.t > faultAt && h.runner !== victimName)

@@ -33,10 +33,11 @@
  *
  * @since 0.1.0
  */
+
+import * as Clock from "effect/Clock"
 import * as RunnerHealth from "effect/cluster/RunnerHealth"
 import { RunnerStorage } from "effect/cluster/RunnerStorage"
 import { ShardingConfig } from "effect/cluster/ShardingConfig"
-import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
@@ -104,8 +105,7 @@ export const layer = (
         getRunners,
         register: (runner, healthy) => inner.register(runner, healthy).pipe(Effect.ensuring(invalidate)),
         unregister: (address) => inner.unregister(address).pipe(Effect.ensuring(invalidate)),
-        setRunnerHealth: (address, healthy) =>
-          inner.setRunnerHealth(address, healthy).pipe(Effect.ensuring(invalidate))
+        setRunnerHealth: (address, healthy) => inner.setRunnerHealth(address, healthy).pipe(Effect.ensuring(invalidate))
       })
     })
   )
