@@ -16,7 +16,9 @@
  *   round trip through the health singleton and the database; and
  * - reads SQL at most once per `sqlReadInterval` (the stock refresh cadence),
  *   and at once after this process registers, unregisters or reports a
- *   runner, or when a runner joins or recovers in the membership — so that
+ *   runner, or when the membership changes about a runner (so a failure
+ *   another process reported is read back, and a runner that refutes right
+ *   away waits for the health check to clear it, as with stock) — so that
  *   the refresh interval itself can be a fraction of a second without adding
  *   database load.
  *
@@ -71,10 +73,7 @@ export const layer = (
       })
       const { events } = yield* cluster.watch
       yield* events.pipe(
-        Stream.filter(
-          (event) =>
-            (event._tag === "NodeJoined" || event._tag === "NodeRecovered") && runnerAddressOf(event.node) !== undefined
-        ),
+        Stream.filter((event) => runnerAddressOf(event.node) !== undefined),
         Stream.runForEach(() => invalidate),
         Effect.forkScoped
       )
