@@ -33,14 +33,7 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type * as ClusterConfig from "../../src/cluster/Config.ts"
 import { parseDuration } from "../../src/cluster/DurationText.ts"
-import {
-  type Cluster,
-  type ClusterEvent,
-  type ClusterNode,
-  type NodeId,
-  RpcClient,
-  RpcServer
-} from "../../src/index.ts"
+import { Cluster, type ClusterEvent, type ClusterNode, type NodeId, RpcClient, RpcServer } from "../../src/index.ts"
 import { defaults, env, NoHealthyWorker, SwapRpcs, type Token, tlsFromEnv } from "./protocol.ts"
 
 export interface DirectorOptions {
@@ -230,7 +223,8 @@ export const directorLayer = (options: DirectorOptions) => {
     Effect.gen(function* () {
       const rpc = yield* RpcServer
       const director = yield* Director
-      const cluster = Option.getOrThrow(rpc.cluster)
+      // RpcServer.layer provides the server's cluster too
+      const cluster = yield* Cluster
       yield* Deferred.succeed(director.cluster, cluster)
       const { events, members } = yield* cluster.watch
       const workers = members.filter((m) => m.tags.role === "worker" && m.state === "Alive")

@@ -19,7 +19,6 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 node="$root/node_modules/.bin/node"
 [ -x "$node" ] || { echo "run_demo: $node not found; run 'npm ci' first" >&2; exit 2; }
-command -v openssl >/dev/null || { echo "run_demo: openssl is required (to make throw-away TLS certificates)" >&2; exit 2; }
 
 base="${SWAP_BASE_PORT:-7100}"
 tokens="${SWAP_TOKENS:-120}"
@@ -56,16 +55,18 @@ trap 'exit 130' INT TERM
 # Throw-away TLS material: a CA and one node certificate for localhost / 127.0.0.1.
 certs="$work/certs"
 mkdir -p "$certs"
-(
-  cd "$certs"
-  openssl ecparam -name prime256v1 -genkey -noout -out ca.key 2>/dev/null
-  openssl req -x509 -new -key ca.key -out ca.pem -days 1 -subj "/CN=connection_swap demo CA" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  openssl ecparam -name prime256v1 -genkey -noout -out node.key 2>/dev/null
-  openssl req -new -key node.key -out node.csr -subj "/CN=localhost" 2>/dev/null
-  printf "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n" > node.ext
-  openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out node.pem -days 1 -extfile node.ext 2>/dev/null
-)
+# DevTls (shoal/testing) makes them in memory with node:crypto; no openssl needed.
+(cd "$root" && "$node" --input-type=module -e '
+  import { writeFileSync } from "node:fs"
+  import { Redacted } from "effect"
+  import * as DevTls from "'"$root"'/src/testing/DevTls.ts"
+  const dir = process.argv[1]
+  const authority = DevTls.makeAuthority({ name: "connection_swap demo CA" })
+  const node = authority.issue({ name: "localhost" })
+  writeFileSync(`${dir}/ca.pem`, authority.certificate.pem)
+  writeFileSync(`${dir}/node.pem`, node.certificate.pem)
+  writeFileSync(`${dir}/node.key`, Redacted.value(node.key), { mode: 0o600 })
+' "$certs")
 export SWAP_TLS_DIR="$certs"
 
 director_rpc="127.0.0.1:$base"

@@ -27,7 +27,7 @@ import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
 import type * as ClusterConfig from "../../src/cluster/Config.ts"
 import { parseDuration } from "../../src/cluster/DurationText.ts"
-import { HealthCheck, HealthStatus, RpcServer } from "../../src/index.ts"
+import { Cluster, HealthCheck, HealthStatus, RpcServer } from "../../src/index.ts"
 import { defaults, env, GenerationFailed, SwapRpcs, Token, tlsFromEnv, tokenText } from "./protocol.ts"
 
 export interface WorkerOptions {
@@ -135,7 +135,8 @@ export const workerLayer = (options: WorkerOptions) => {
     Effect.gen(function* () {
       const rpc = yield* RpcServer
       const load = yield* WorkerLoad
-      const cluster = Option.getOrThrow(rpc.cluster)
+      // RpcServer.layer provides the server's cluster too
+      const cluster = yield* Cluster
       yield* cluster.addHealthCheck(availabilityCheck(load.active, options.capacity))
       const self = yield* cluster.localNode
       yield* Effect.logInfo(

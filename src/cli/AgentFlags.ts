@@ -17,6 +17,7 @@ import type * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as ClusterConfig from "../cluster/Config.ts"
 import { DURATION_SYNTAX, parseDuration } from "../cluster/DurationText.ts"
 import { InvalidConfiguration } from "../cluster/Errors.ts"
@@ -57,6 +58,10 @@ export const flagNames = {
   retryJoin: "retry-join",
   retryJoinInterval: "retry-join-interval",
   tcpPings: "tcp-pings",
+  keyring: "keyring-file",
+  encryptOutgoing: "encrypt-outgoing",
+  requireEncryption: "require-encryption",
+  replayWindow: "replay-window",
   leaveTimeout: "leave-timeout",
   phiThreshold: "phi-threshold",
   phiWindowSize: "phi-window-size",
@@ -186,6 +191,36 @@ export const agentFlags = {
     ),
     Flag.optional
   ),
+  keyring: Flag.FileText(flagNames.keyring).pipe(
+    Flag.map((text) =>
+      text
+        .split(/[\s,]+/)
+        .filter((key) => key.length > 0)
+        .map((key) => Redacted.make(key))
+    ),
+    Flag.withMetavar("path"),
+    Flag.withDescription(
+      describe(
+        "keyring",
+        "File of gossip keys (base64, one per line; the first is the primary): seals all gossip with AES-256-GCM",
+        "none"
+      )
+    ),
+    Flag.optional
+  ),
+  encryptOutgoing: Flag.Boolean(flagNames.encryptOutgoing).pipe(
+    Flag.withDescription(
+      describe("encryptOutgoing", "With a keyring, seal what this node sends (--no-encrypt-outgoing while upgrading)")
+    ),
+    Flag.optional
+  ),
+  requireEncryption: Flag.Boolean(flagNames.requireEncryption).pipe(
+    Flag.withDescription(
+      describe("requireEncryption", "With a keyring, refuse unsealed packets (--no-require-encryption while upgrading)")
+    ),
+    Flag.optional
+  ),
+  replayWindow: durationFlag("replayWindow", "How far a sealed packet's time may be from ours (replay protection)"),
   leaveTimeout: durationFlag("leaveTimeout", "Time allowed to announce a graceful leave"),
   phiThreshold: numberFlag("phiThreshold", "phi above which a member is probed first (> 0)"),
   phiWindowSize: intFlag("phiWindowSize", "Heartbeat intervals the phi detector keeps (2..100000)"),
@@ -240,6 +275,10 @@ export const emptyAgentFlags: AgentFlags = {
   retryJoin: Option.none(),
   retryJoinInterval: Option.none(),
   tcpPings: Option.none(),
+  keyring: Option.none(),
+  encryptOutgoing: Option.none(),
+  requireEncryption: Option.none(),
+  replayWindow: Option.none(),
   leaveTimeout: Option.none(),
   phiThreshold: Option.none(),
   phiWindowSize: Option.none(),
@@ -293,7 +332,8 @@ const shadowed = (provider: ConfigProvider.ConfigProvider, input: ClusterConfig.
       .map((field) => ClusterConfig.environmentVariables[field])
   )
   return ConfigProvider.make((path) => {
-    const variable = path.length === 1 && typeof path[0] === "string" ? path[0] : undefined
+    // `ClusterConfig.fromEnv` reads each variable as the path ["SHOAL", "PROBE_INTERVAL"]
+    const variable = path.every((segment) => typeof segment === "string") ? path.join("_") : undefined
     return variable !== undefined && hidden.has(variable) ? Effect.succeed(undefined) : provider.load(path)
   })
 }

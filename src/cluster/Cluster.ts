@@ -10,6 +10,7 @@
  * ask for `{ role: "worker", healthy: "true" }` and get only members that
  * are both alive and passing their checks.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
@@ -17,14 +18,19 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as ClusterConfig from "./Config.ts"
-import { type ClusterError, NodeNotFound } from "./Errors.ts"
+import { ClusterClosed, type ClusterError, type InvalidConfiguration, NodeNotFound } from "./Errors.ts"
 import type { ClusterEvent } from "./Events.ts"
+import * as Codec from "./gossip/Codec.ts"
+import { GossipKeys, type KeyringReport } from "./gossip/GossipKeys.ts"
 import { GossipService } from "./gossip/GossipService.ts"
+import { installCommand, KeyringCommand } from "./gossip/KeyringCommand.ts"
 import { PhiDetector } from "./gossip/PhiDetector.ts"
 import { NodeRegistry, type TagQueryOptions, toEvent } from "./gossip/Registry.ts"
+import type { EnvelopeRejections } from "./gossip/SecureTransport.ts"
 import { Swim, type SwimStats } from "./gossip/Swim.ts"
 import { type Transport, Transport as TransportService, type TransportStats } from "./gossip/Transport.ts"
 import * as UdpTransport from "./gossip/UdpTransport.ts"
@@ -37,6 +43,8 @@ import type { ClusterNode, NodeId, Tags } from "./Node.ts"
 export interface ClusterStats extends SwimStats {
   readonly transport: TransportStats
   readonly awareness: number
+  /** Packets and frames the gossip keyring refused, by reason (all zero without a keyring). */
+  readonly envelopeRejected: EnvelopeRejections
 }
 
 /** How the layer behaves beyond the configuration. */
@@ -49,44 +57,102 @@ export interface LayerOptions {
   readonly leaveOnClose?: boolean | undefined
 }
 
+/**
+ * The cluster service: membership, events, this node's tags and health
+ * checks. Provide it with {@link Cluster.layer} (real sockets),
+ * {@link Cluster.layerWithTransport} (any `Transport`, e.g. `SimNetwork`), or
+ * `RpcServer.layer`, whose server is a member.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Cluster } from "shoal"
+ *
+ * // print healthy workers, then every membership change
+ * const program = Effect.gen(function* () {
+ *   const cluster = yield* Cluster
+ *   const workers = yield* cluster.nodesByTags({ role: "worker", healthy: "true" })
+ *   yield* Effect.log(`workers: ${workers.map((node) => node.name).join(", ")}`)
+ *   yield* cluster.events.pipe(Stream.runForEach((event) => Effect.log(`${event._tag} ${event.node.name}`)))
+ * }).pipe(Effect.provide(Cluster.layer({ nodeName: "watcher", seedNodes: ["10.0.0.1:7946"] })))
+ * ```
+ */
 export class Cluster extends Context.Service<
   Cluster,
   {
     readonly config: ClusterConfig.ClusterConfig
-    /** This node as the cluster sees it. */
+    /**
+     * This node as the cluster sees it. Like the other snapshot reads
+     * (`members`, `aliveMembers`, `member`, `nodesByTags`), it keeps
+     * answering after `leave` and after the scope closed, with the last view
+     * (this node `Left`, or as it was when it stopped); every other operation
+     * then fails with `ClusterClosed`.
+     */
     readonly localNode: Effect.Effect<ClusterNode>
     /** Every known member, this node included, in any state. */
     readonly members: Effect.Effect<ReadonlyArray<ClusterNode>>
     /** Members in state `Alive`, this node included. */
     readonly aliveMembers: Effect.Effect<ReadonlyArray<ClusterNode>>
+    /** One member by id, in any state; `NodeNotFound` when it is not held (never known, or reaped). */
     readonly member: (id: NodeId) => Effect.Effect<ClusterNode, NodeNotFound>
     /**
      * Alive members carrying every one of `tags` (answered from the tag
      * index). `{ role: "worker", healthy: "true" }` is "healthy workers".
      */
     readonly nodesByTags: (tags: Tags, options?: TagQueryOptions) => Effect.Effect<ReadonlyArray<ClusterNode>>
-    /** Membership changes from the moment the stream starts. */
-    readonly events: Stream.Stream<ClusterEvent>
+    /** Membership changes from the moment the stream starts; it ends when the cluster closes. */
+    readonly events: Stream.Stream<ClusterEvent, ClusterClosed>
     /**
      * The members now and every event after that snapshot, with nothing
      * missed in between; the subscription is live when this returns.
      */
     readonly watch: Effect.Effect<
       { readonly members: ReadonlyArray<ClusterNode>; readonly events: Stream.Stream<ClusterEvent> },
-      never,
+      ClusterClosed,
       Scope.Scope
     >
-    /** Replaces this node's tags (the `healthy` tag stays the cluster's) and gossips them. */
-    readonly setTags: (tags: Tags) => Effect.Effect<ClusterNode, ClusterError>
+    /**
+     * Replaces this node's tags (the `healthy` tag stays the cluster's) and
+     * gossips them. Tags are checked as configured tags are: string values,
+     * keys neither empty nor containing `=` or `,`, room in a packet.
+     */
+    readonly setTags: (tags: Tags) => Effect.Effect<ClusterNode, InvalidConfiguration | ClusterClosed>
     /** Adds a health check and runs the checks at once; the returned effect removes it again. */
-    readonly addHealthCheck: (check: HealthCheck) => Effect.Effect<Effect.Effect<void>>
+    readonly addHealthCheck: (check: HealthCheck) => Effect.Effect<Effect.Effect<void>, ClusterClosed>
     /** The latest aggregated health of this node's checks. */
-    readonly health: Effect.Effect<AggregatedHealth>
+    readonly health: Effect.Effect<AggregatedHealth, ClusterClosed>
     /** The phi suspicion level of a member (0 when nothing is known). */
-    readonly phi: (id: NodeId) => Effect.Effect<number>
-    /** Leaves the cluster gracefully now (the layer does this on close anyway). */
-    readonly leave: Effect.Effect<void>
-    readonly stats: Effect.Effect<ClusterStats>
+    readonly phi: (id: NodeId) => Effect.Effect<number, ClusterClosed>
+    /**
+     * Leaves the cluster gracefully now (the layer does this on close
+     * anyway). A second `leave` does nothing; after the scope closed it
+     * fails with `ClusterClosed`.
+     */
+    readonly leave: Effect.Effect<void, ClusterClosed>
+    readonly stats: Effect.Effect<ClusterStats, ClusterClosed>
+    /**
+     * `"open"`, `"left"` after `leave`, or `"closed"` once the scope has
+     * closed: which operations will fail with `ClusterClosed`.
+     */
+    readonly status: Effect.Effect<"open" | "left" | "closed">
+    /**
+     * The gossip keyring (see `docs/SECURITY.md`): each command runs here,
+     * then on every live member, and reports who acknowledged. A rotation is
+     * `install(newKey)`, `use(fingerprint)`, `remove(oldFingerprint)`, each
+     * acknowledged everywhere before the next. Without a configured keyring
+     * every command fails with `InvalidConfiguration`.
+     */
+    readonly keys: {
+      readonly list: Effect.Effect<KeyringReport, InvalidConfiguration | ClusterClosed>
+      /** Installs a key (32 bytes, base64): it decrypts at once, encrypts once `use`d. */
+      readonly install: (
+        key: string | Redacted.Redacted<string>
+      ) => Effect.Effect<KeyringReport, InvalidConfiguration | ClusterClosed>
+      /** Makes the key with this fingerprint the primary (the one that encrypts). */
+      readonly use: (fingerprint: string) => Effect.Effect<KeyringReport, InvalidConfiguration | ClusterClosed>
+      /** Removes a key that is not the primary. */
+      readonly remove: (fingerprint: string) => Effect.Effect<KeyringReport, InvalidConfiguration | ClusterClosed>
+    }
   }
 >()("shoal/cluster/Cluster") {
   /**
@@ -100,7 +166,7 @@ export class Cluster extends Context.Service<
   ): Effect.Effect<
     Cluster["Service"],
     ClusterError,
-    Swim | GossipService | Health | NodeRegistry | PhiDetector | Transport | Scope.Scope
+    Swim | GossipService | Health | NodeRegistry | PhiDetector | Transport | GossipKeys | Scope.Scope
   > =>
     Effect.gen(function* () {
       const swim = yield* Swim
@@ -109,6 +175,7 @@ export class Cluster extends Context.Service<
       const registry = yield* NodeRegistry
       const phi = yield* PhiDetector
       const transport = yield* TransportService
+      const gossipKeys = yield* GossipKeys
 
       let userTags: Tags = { ...config.tags }
       let healthy = (yield* health.runChecks).healthy
@@ -152,6 +219,23 @@ export class Cluster extends Context.Service<
           Stream.filter((event): event is ClusterEvent => event !== undefined)
         )
 
+      // Open until `leave` (then "left") or the scope's close (then "closed"). Registered last,
+      // so it is the first finalizer to run: nothing gets in while the cluster shuts down.
+      let state: "open" | "left" | "closed" = "open"
+      yield* Effect.addFinalizer(() => Effect.sync(() => void (state = "closed")))
+      const closed = (operation: string) => new ClusterClosed({ operation, reason: "closed" })
+      /** `effect` while the scope is open. */
+      const open = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
+        Effect.suspend(
+          (): Effect.Effect<A, E | ClusterClosed, R> => (state === "closed" ? Effect.fail(closed(operation)) : effect)
+        )
+      /** `effect` while the scope is open and this node has not left. */
+      const member = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>) =>
+        Effect.suspend(
+          (): Effect.Effect<A, E | ClusterClosed, R> =>
+            state === "open" ? effect : Effect.fail(new ClusterClosed({ operation, reason: state }))
+        )
+
       return Cluster.of({
         config,
         localNode: swim.localNode,
@@ -167,29 +251,76 @@ export class Cluster extends Context.Service<
             )
           ),
         nodesByTags: (tags, options) => registry.getNodesByTags(tags, options),
-        events: events(registry.changes),
-        watch: registry.watch.pipe(Effect.map(({ changes, members }) => ({ members, events: events(changes) }))),
+        events: Stream.unwrap(open("Cluster.events", Effect.succeed(events(registry.changes)))),
+        watch: open(
+          "Cluster.watch",
+          registry.watch.pipe(Effect.map(({ changes, members }) => ({ members, events: events(changes) })))
+        ),
         setTags: Effect.fn("Cluster.setTags")(function* (tags: Tags) {
-          // The same checks as configured tags: the reserved key, and room in a packet.
-          yield* ClusterConfig.update(config, { tags })
-          userTags = { ...tags }
-          return yield* publish()
+          return yield* member(
+            "Cluster.setTags",
+            Effect.gen(function* () {
+              // The same checks as configured tags: strings, well-formed keys, the reserved key, room in a packet.
+              yield* ClusterConfig.update(config, { tags })
+              userTags = { ...tags }
+              return yield* publish()
+            })
+          )
         }),
         addHealthCheck: Effect.fn("Cluster.addHealthCheck")(function* (check: HealthCheck) {
-          const remove = yield* health.addCheck(check)
-          yield* health.refresh
-          return remove.pipe(Effect.andThen(health.refresh))
+          return yield* member(
+            "Cluster.addHealthCheck",
+            Effect.gen(function* () {
+              const remove = yield* health.addCheck(check)
+              yield* health.refresh
+              return remove.pipe(Effect.andThen(health.refresh))
+            })
+          )
         }),
-        health: health.status,
-        phi: (id) => phi.phi(id),
-        leave: swim.leave,
-        stats: Effect.gen(function* () {
+        health: open("Cluster.health", health.status),
+        phi: (id) => open("Cluster.phi", phi.phi(id)),
+        leave: open(
+          "Cluster.leave",
+          Effect.suspend(() => {
+            if (state === "left") return Effect.void
+            state = "left"
+            return swim.leave
+          })
+        ),
+        status: Effect.sync(() => state),
+        keys: (() => {
+          /** The command here, then on every live member but this node. */
+          const run = (operation: string, command: KeyringCommand) =>
+            member(
+              operation,
+              Effect.gen(function* () {
+                const self = yield* swim.localNode
+                const others = (yield* registry.members).filter(
+                  (node) => node.id !== self.id && (node.state === "Alive" || node.state === "Suspect")
+                )
+                return yield* gossipKeys.run(command, others)
+              })
+            )
           return {
-            ...(yield* swim.stats),
-            transport: yield* transport.stats,
-            awareness: yield* swim.awareness
+            list: run("Cluster.keys.list", new KeyringCommand({ op: "list" })),
+            install: (key: string | Redacted.Redacted<string>) =>
+              run("Cluster.keys.install", installCommand(Redacted.isRedacted(key) ? key : Redacted.make(key))),
+            use: (fingerprint: string) => run("Cluster.keys.use", new KeyringCommand({ op: "use", key: fingerprint })),
+            remove: (fingerprint: string) =>
+              run("Cluster.keys.remove", new KeyringCommand({ op: "remove", key: fingerprint }))
           }
-        })
+        })(),
+        stats: open(
+          "Cluster.stats",
+          Effect.gen(function* () {
+            return {
+              ...(yield* swim.stats),
+              transport: yield* transport.stats,
+              awareness: yield* swim.awareness,
+              envelopeRejected: yield* gossipKeys.rejections
+            }
+          })
+        )
       })
     })
 
@@ -204,7 +335,12 @@ export class Cluster extends Context.Service<
     const base = Layer.mergeAll(NodeRegistry.layer, PhiDetector.layerFromConfig(config), Health.layerFromConfig(config))
     const swim = Swim.layer(config).pipe(Layer.provideMerge(base))
     const gossip = GossipService.layer.pipe(Layer.provideMerge(swim))
-    return Layer.effect(Cluster, Cluster.make(config, options)).pipe(Layer.provide(gossip))
+    return Layer.effect(Cluster, Cluster.make(config, options)).pipe(
+      Layer.provide(gossip),
+      Layer.provide(labelGuard(config.clusterLabel)),
+      // sealed (with a keyring) below the label guard, so the guard and the engine see plaintext
+      Layer.provide(GossipKeys.layer(config))
+    )
   }
 
   /**
@@ -228,6 +364,32 @@ export class Cluster extends Context.Service<
       )
     )
 }
+
+/**
+ * The transport as the engine sees it, with one addition: a push-pull request
+ * from another cluster (a different label in its header) is answered with
+ * {@link Codec.labelRefusal} instead of a closed stream, so the joining node's
+ * `JoinFailed` names both labels. Everything else passes through.
+ */
+const labelGuard = (label: string): Layer.Layer<Transport, never, Transport> =>
+  Layer.effect(
+    TransportService,
+    Effect.map(Effect.service(TransportService), (transport) =>
+      TransportService.of({
+        ...transport,
+        serve: (handler, options) =>
+          transport.serve((from, request) => {
+            const header = Codec.peekHeader(request)
+            return header !== undefined && header.kind === Codec.KIND_PUSH_PULL && header.label !== label
+              ? Effect.logDebug("refused a push-pull from another cluster").pipe(
+                  Effect.annotateLogs({ label: header.label }),
+                  Effect.as(Codec.labelRefusal(label))
+                )
+              : handler(from, request)
+          }, options)
+      })
+    )
+  )
 
 /** `Cluster.layer`, under the name the original plan uses. */
 export const ClusterLive = Cluster.layer

@@ -14,13 +14,16 @@
  * Used as a module: `ClusterConfig.make({...})`, `ClusterConfig.withTags`,
  * `ClusterConfig.fromEnv`, and the type `ClusterConfig.ClusterConfig`.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { DURATION_SYNTAX, type DurationInput, parseDuration } from "./DurationText.ts"
 import { InvalidConfiguration } from "./Errors.ts"
@@ -65,6 +68,10 @@ export class ClusterConfig extends Schema.Class<ClusterConfig>("shoal/ClusterCon
   retryJoin: Schema.Boolean,
   retryJoinInterval: Schema.Duration,
   tcpPings: Schema.Boolean,
+  keyring: Schema.optionalKey(Schema.Array(Schema.Redacted(Schema.String))),
+  encryptOutgoing: Schema.Boolean,
+  requireEncryption: Schema.Boolean,
+  replayWindow: Schema.Duration,
   leaveTimeout: Schema.Duration,
   phiThreshold: Schema.Number,
   phiWindowSize: Schema.Int,
@@ -120,6 +127,19 @@ export interface Input {
   readonly retryJoinInterval?: DurationInput | undefined
   /** When a UDP probe fails, also ping over TCP (memberlist's fallback; default true). */
   readonly tcpPings?: boolean | undefined
+  /**
+   * Gossip keys (32 bytes each, base64; `Redacted` keeps them out of logs),
+   * the first the primary: every datagram and stream frame is then sealed
+   * with AES-256-GCM (see `docs/SECURITY.md`). Without a keyring gossip is in
+   * the clear.
+   */
+  readonly keyring?: ReadonlyArray<string | Redacted.Redacted<string>> | undefined
+  /** With a keyring: seal what this node sends (default true; false only while a cluster moves off plaintext). */
+  readonly encryptOutgoing?: boolean | undefined
+  /** With a keyring: refuse packets that are not sealed (default true; false while a cluster moves off plaintext). */
+  readonly requireEncryption?: boolean | undefined
+  /** With a keyring: how far a sealed packet's time may be from ours, and how long its nonce is remembered (default 30 s). */
+  readonly replayWindow?: DurationInput | undefined
   readonly leaveTimeout?: DurationInput | undefined
   readonly phiThreshold?: number | undefined
   readonly phiWindowSize?: number | undefined
@@ -162,6 +182,9 @@ export const defaults = {
   retryJoin: false,
   retryJoinInterval: "5 seconds",
   tcpPings: true,
+  encryptOutgoing: true,
+  requireEncryption: true,
+  replayWindow: "30 seconds",
   leaveTimeout: "5 seconds",
   phiThreshold: 8,
   phiWindowSize: 100,
@@ -199,6 +222,7 @@ export const durationFields: ReadonlyArray<DurationField> = [
   "tombstoneTtl",
   "joinTimeout",
   "retryJoinInterval",
+  "replayWindow",
   "leaveTimeout",
   "phiMinStdDeviation",
   "phiAcceptablePause",
@@ -265,10 +289,52 @@ const toDuration = (field: string, input: DurationInput): Duration.Duration | In
 const isError = (u: unknown): u is InvalidConfiguration => u instanceof InvalidConfiguration
 
 /**
+ * Tags as JavaScript may pass them: an object whose values are strings and
+ * whose keys are neither empty nor contain `=` or `,` (the `key=value,…`
+ * form of `SHOAL_TAGS` and `--tag` could not carry them).
+ */
+const checkTags = (tags: unknown): InvalidConfiguration | undefined => {
+  if (typeof tags !== "object" || tags === null || Array.isArray(tags)) {
+    return invalid("tags", "expected an object of string keys and string values")
+  }
+  for (const [key, value] of Object.entries(tags)) {
+    if (key.length === 0) return invalid("tags", "tag keys must not be empty")
+    if (key.includes("=") || key.includes(",")) {
+      return invalid("tags", `tag key "${key}" contains "=" or ",", which the key=value,… form cannot carry`)
+    }
+    if (typeof value !== "string") {
+      return invalid("tags", `tag "${key}" must be a string, got ${value === null ? "null" : typeof value}`)
+    }
+  }
+  return undefined
+}
+
+/**
  * The checks that need more than one field, or knowledge of the protocol.
  * Returns the first problem, in field order.
  */
+/** Bytes of a gossip key (AES-256); the keyring module (gossip/Keyring.ts) makes keys of these. */
+const GOSSIP_KEY_BYTES = 32
+
+const checkKeyring = (keys: ReadonlyArray<Redacted.Redacted<string>>): InvalidConfiguration | undefined => {
+  if (keys.length === 0) return invalid("keyring", "holds at least one key (or leave it out for plaintext gossip)")
+  for (const [index, key] of keys.entries()) {
+    const text = Redacted.value(key).trim()
+    // never quote the key: say which one and why
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text)) return invalid("keyring", `key ${index + 1} is not base64 text`)
+    const bytes = Buffer.from(text, "base64").length
+    if (bytes !== GOSSIP_KEY_BYTES) {
+      return invalid("keyring", `key ${index + 1} is ${bytes} bytes; a key is ${GOSSIP_KEY_BYTES} (AES-256)`)
+    }
+  }
+  return undefined
+}
+
 const checkFields = (c: ClusterConfig): InvalidConfiguration | undefined => {
+  if (c.keyring !== undefined) {
+    const problem = checkKeyring(c.keyring)
+    if (problem !== undefined) return problem
+  }
   if (c.nodeName.length === 0) return invalid("nodeName", "must not be empty")
   if (utf8Length(c.nodeName) > 128) return invalid("nodeName", "must be at most 128 bytes")
   if (c.clusterLabel.length === 0) return invalid("clusterLabel", "must not be empty")
@@ -281,8 +347,9 @@ const checkFields = (c: ClusterConfig): InvalidConfiguration | undefined => {
     if (address === undefined) return invalid("seedNodes", `expected host:port, got "${seed}"`)
     if (address.port === 0) return invalid("seedNodes", `"${seed}" has port 0`)
   }
+  const tagProblem = checkTags(c.tags)
+  if (tagProblem !== undefined) return tagProblem
   for (const key in c.tags) {
-    if (key.length === 0) return invalid("tags", "tag keys must not be empty")
     if (key === HEALTHY_TAG) {
       return invalid("tags", `"${HEALTHY_TAG}" is reserved: the cluster publishes its health checks' result under it`)
     }
@@ -358,6 +425,10 @@ export const make = Effect.fnUntraced(function* (input: Input = {}) {
     if (isError(address)) return yield* address
     addresses[field] = address
   }
+  if (input.tags !== undefined) {
+    const tagProblem = checkTags(input.tags)
+    if (tagProblem !== undefined) return yield* tagProblem
+  }
   const durations = {} as Record<DurationField, Duration.Duration>
   for (const field of durationFields) {
     const d = toDuration(field, input[field] ?? defaults[field])
@@ -396,6 +467,11 @@ export const make = Effect.fnUntraced(function* (input: Input = {}) {
       awarenessMaxMultiplier: input.awarenessMaxMultiplier ?? defaults.awarenessMaxMultiplier,
       retryJoin: input.retryJoin ?? defaults.retryJoin,
       tcpPings: input.tcpPings ?? defaults.tcpPings,
+      ...(input.keyring === undefined
+        ? {}
+        : { keyring: input.keyring.map((key) => (Redacted.isRedacted(key) ? key : Redacted.make(key))) }),
+      encryptOutgoing: input.encryptOutgoing ?? defaults.encryptOutgoing,
+      requireEncryption: input.requireEncryption ?? defaults.requireEncryption,
       phiThreshold: input.phiThreshold ?? defaults.phiThreshold,
       phiWindowSize: input.phiWindowSize ?? defaults.phiWindowSize,
       maxPacketSize: input.maxPacketSize ?? defaults.maxPacketSize
@@ -462,6 +538,10 @@ export const environmentVariables = {
   retryJoin: "SHOAL_RETRY_JOIN",
   retryJoinInterval: "SHOAL_RETRY_JOIN_INTERVAL",
   tcpPings: "SHOAL_TCP_PINGS",
+  keyring: "SHOAL_KEYRING",
+  encryptOutgoing: "SHOAL_ENCRYPT_OUTGOING",
+  requireEncryption: "SHOAL_REQUIRE_ENCRYPTION",
+  replayWindow: "SHOAL_REPLAY_WINDOW",
   leaveTimeout: "SHOAL_LEAVE_TIMEOUT",
   phiThreshold: "SHOAL_PHI_THRESHOLD",
   phiWindowSize: "SHOAL_PHI_WINDOW_SIZE",
@@ -498,6 +578,7 @@ const parseEnvValue = (
   text: string
 ): Input[keyof Input] | InvalidConfiguration => {
   if (field === "seedNodes") return splitList(text)
+  if (field === "keyring") return splitList(text).map((key) => Redacted.make(key))
   if (field === "tags") {
     const tags: Record<string, string> = {}
     for (const pair of splitList(text)) {
@@ -507,7 +588,7 @@ const parseEnvValue = (
     }
     return tags
   }
-  if (field === "retryJoin" || field === "tcpPings") {
+  if (field === "retryJoin" || field === "tcpPings" || field === "encryptOutgoing" || field === "requireEncryption") {
     const lower = text.trim().toLowerCase()
     if (["true", "1", "yes"].includes(lower)) return true
     if (["false", "0", "no"].includes(lower)) return false
@@ -526,31 +607,108 @@ const parseEnvValue = (
   return text.trim()
 }
 
-/**
- * Reads the configuration from the environment through effect `Config` (so a
- * `ConfigProvider` can supply it instead): `SHOAL_BIND=0.0.0.0:7946`,
- * `SHOAL_SEEDS=a:7946,b:7946`, `SHOAL_TAGS=role=worker,zone=a`,
- * `SHOAL_PROBE_INTERVAL=1s`, … (see {@link environmentVariables}).
- * Fields set in `base` are used where the environment says nothing.
- * Errors name the variable.
- */
-export const fromEnv = Effect.fnUntraced(function* (base: Input = {}) {
-  const input: Record<string, unknown> = { ...base }
-  const fromEnvironment = new Set<string>()
-  for (const field of Object.keys(environmentVariables) as Array<keyof Input>) {
-    const variable = environmentVariables[field]
-    const value = yield* Config.option(Config.String(variable)).pipe(
-      Effect.mapError((error) => invalid(variable, error.message))
-    )
+const fieldsOfInput = Object.keys(environmentVariables) as ReadonlyArray<keyof Input>
+
+/** The variable name of `field` under `prefix`: `SHOAL` + `probeInterval` → `SHOAL_PROBE_INTERVAL`. */
+const variableOf = (prefix: string, field: keyof Input): string =>
+  `${prefix}_${environmentVariables[field].slice("SHOAL_".length)}`
+
+/** Every variable as text, if set, under `prefix` (the names of {@link environmentVariables} past `SHOAL_`). */
+const rawUnder = (prefix: string) =>
+  Config.all(
+    Object.fromEntries(
+      fieldsOfInput.map((field) => [
+        field,
+        Config.option(Config.String(environmentVariables[field].slice("SHOAL_".length)))
+      ])
+    ) as Record<keyof Input, Config.Config<Option.Option<string>>>
+  ).pipe(Config.nested(prefix))
+
+/** The set variables parsed into {@link Input}; the error names the variable. */
+const parseRaw = (
+  prefix: string,
+  raw: Readonly<Record<keyof Input, Option.Option<string>>>
+): { readonly input: Input; readonly fields: ReadonlySet<keyof Input> } | InvalidConfiguration => {
+  const input: Record<string, unknown> = {}
+  const fields = new Set<keyof Input>()
+  for (const field of fieldsOfInput) {
+    const value = raw[field]
     if (Option.isNone(value)) continue
-    const parsed = parseEnvValue(field, variable, value.value)
-    if (isError(parsed)) return yield* parsed
+    const parsed = parseEnvValue(field, variableOf(prefix, field), value.value)
+    if (isError(parsed)) return parsed
     input[field] = parsed
-    fromEnvironment.add(field)
+    fields.add(field)
   }
-  return yield* make(input as Input).pipe(
+  return { input: input as Input, fields }
+}
+
+/**
+ * The configuration's fields as an effect `Config` read under `prefix`:
+ * `configUnder("APP")` reads `APP_BIND`, `APP_SEEDS`, `APP_TAGS`, … (the
+ * names of {@link environmentVariables} with `APP` for `SHOAL`), from
+ * whatever `ConfigProvider` is in force (the environment by default). It
+ * yields the {@link Input} the variables set — unset ones are absent, so
+ * spread it over your own input — and fails with a `ConfigError` naming the
+ * variable when a value does not parse. Nest it further with `Config.nested`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { Cluster, ClusterConfig } from "shoal"
+ *
+ * // APP_BIND=0.0.0.0:7946 APP_SEEDS=10.0.0.1:7946 APP_TAGS=role=worker …
+ * const ClusterLive = Layer.unwrap(
+ *   Effect.gen(function* () {
+ *     const input = yield* ClusterConfig.configUnder("APP")
+ *     return Cluster.layer({ nodeName: "worker", ...input })
+ *   })
+ * )
+ * ```
+ */
+export const configUnder = (prefix: string): Config.Config<Input> =>
+  rawUnder(prefix).pipe(
+    Config.mapEffect((raw) => {
+      const parsed = parseRaw(prefix, raw)
+      return isError(parsed)
+        ? Effect.fail(
+            new Config.ConfigError(new ConfigProvider.SourceError({ message: parsed.message, cause: parsed }))
+          )
+        : Effect.succeed(parsed.input)
+    })
+  )
+
+/** {@link configUnder} with the default prefix: `SHOAL_BIND`, `SHOAL_SEEDS`, … */
+export const config: Config.Config<Input> = /*#__PURE__*/ configUnder("SHOAL")
+
+/**
+ * Reads the configuration from the environment (through effect `Config`, so
+ * a `ConfigProvider` can supply it instead) and makes it:
+ * `SHOAL_BIND=0.0.0.0:7946`, `SHOAL_SEEDS=a:7946,b:7946`,
+ * `SHOAL_TAGS=role=worker,zone=a`, `SHOAL_PROBE_INTERVAL=1s`, … (see
+ * {@link environmentVariables}; another `prefix` reads `PREFIX_BIND`, …).
+ * Fields set in `base` are used where the environment says nothing. Errors
+ * are `InvalidConfiguration`s naming the variable.
+ */
+export const fromEnv = Effect.fnUntraced(function* (base: Input = {}, prefix = "SHOAL") {
+  // The same variables `configUnder(prefix)` reads, asked of the provider directly: building 35 `Config`
+  // values (a schema codec each) cost the agent several milliseconds of start-up.
+  const provider = yield* ConfigProvider.ConfigProvider
+  const raw = {} as Record<keyof Input, Option.Option<string>>
+  for (const field of fieldsOfInput) {
+    const variable = environmentVariables[field].slice("SHOAL_".length)
+    const node = yield* provider
+      .load([prefix, variable])
+      .pipe(Effect.mapError((error) => invalid(variableOf(prefix, field), error.message)))
+    raw[field] =
+      node !== undefined && node._tag !== "Array" && node.value !== undefined ? Option.some(node.value) : Option.none()
+  }
+  const parsed = parseRaw(prefix, raw)
+  if (isError(parsed)) return yield* parsed
+  return yield* make({ ...base, ...parsed.input }).pipe(
     Effect.mapError((error) =>
-      fromEnvironment.has(error.field) ? invalid(environmentVariables[error.field as keyof Input], error.reason) : error
+      parsed.fields.has(error.field as keyof Input)
+        ? invalid(variableOf(prefix, error.field as keyof Input), error.reason)
+        : error
     )
   )
 })

@@ -5,6 +5,7 @@
  * This accepts both, plus a bare number of milliseconds, so every timing
  * flag and `SHOAL_*` duration variable reads the same way.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Duration from "effect/Duration"

@@ -4,6 +4,7 @@
  * Failures of the layers below (socket errors, schema issues) are converted to
  * these at the boundary where they occur, so no foreign error type leaks out.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Duration from "effect/Duration"
@@ -61,6 +62,24 @@ export class JoinFailed extends Schema.TaggedError<JoinFailed>()("JoinFailed", {
   }
 }
 
+/**
+ * An operation on a cluster that can no longer do it: its scope has closed
+ * (`reason: "closed"`: every operation fails so), or this node has left
+ * (`reason: "left"`: what would change or use its membership — new tags,
+ * health checks, a cluster client — fails so; reading the last view still
+ * works, and a second `leave` does nothing).
+ */
+export class ClusterClosed extends Schema.TaggedError<ClusterClosed>()("ClusterClosed", {
+  operation: Schema.String,
+  reason: Schema.Literals(["closed", "left"])
+}) {
+  override get message(): string {
+    return this.reason === "closed"
+      ? `${this.operation}: the cluster is closed (its scope ended)`
+      : `${this.operation}: this node has left the cluster`
+  }
+}
+
 /** Any error the cluster reports. */
 export type ClusterError =
   | NodeNotFound
@@ -69,6 +88,7 @@ export type ClusterError =
   | HealthCheckTimeout
   | InvalidConfiguration
   | JoinFailed
+  | ClusterClosed
 
 /** The schema of {@link ClusterError}, for carrying errors over RPC or logging them structurally. */
 export const ClusterError = Schema.Union([
@@ -77,5 +97,6 @@ export const ClusterError = Schema.Union([
   SerializationError,
   HealthCheckTimeout,
   InvalidConfiguration,
-  JoinFailed
+  JoinFailed,
+  ClusterClosed
 ])

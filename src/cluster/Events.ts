@@ -8,6 +8,7 @@
  * sent over RPC or stored, and each carries the member's state *after* the
  * change.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"

@@ -2,6 +2,7 @@
  * The cluster's data model: who a member is, where it can be reached, what it
  * advertises, and what the cluster currently believes about it.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"

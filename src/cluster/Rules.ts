@@ -24,6 +24,7 @@
  * Tombstones (reaped members) keep their last claim, so rules 1–3 still stop a
  * stale message from resurrecting them.
  *
+ * @module
  * @since 0.1.0
  */
 import type { NodeState } from "./Node.ts"

@@ -11,9 +11,15 @@
  *   round-robin, so equally loaded members still share the calls evenly and a
  *   member holding slow calls gets new ones only when everyone is as busy.
  *
+ * @module
  * @since 0.1.0
  */
 
+/**
+ * How a cluster client chooses among eligible members: in turn (`"round-robin"`),
+ * at random (`"random"`), or the one with the fewest calls in flight
+ * (`"least-in-flight"`, ties broken at random).
+ */
 export type Strategy = "round-robin" | "random" | "least-in-flight"
 
 export const strategies: ReadonlyArray<Strategy> = ["round-robin", "random", "least-in-flight"]

@@ -20,6 +20,7 @@
  *   sent again to another member, at most `retries` times. Errors of the
  *   handler itself are never retried.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
@@ -29,6 +30,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
 import * as Random from "effect/Random"
 import * as Result from "effect/Result"
 import type * as Rpc from "effect/rpc/Rpc"
@@ -40,7 +42,8 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Socket from "effect/socket/Socket"
 import { Cluster } from "../cluster/Cluster.ts"
-import type { InvalidConfiguration } from "../cluster/Errors.ts"
+import type { DurationInput } from "../cluster/DurationText.ts"
+import { ClusterClosed, type InvalidConfiguration } from "../cluster/Errors.ts"
 import type { ClusterEvent } from "../cluster/Events.ts"
 import { type ClusterNode, formatAddress, type NodeId, type Tags } from "../cluster/Node.ts"
 import { Balancer, type Strategy } from "./Balancer.ts"
@@ -55,6 +58,7 @@ import * as RpcConfig from "./RpcConfig.ts"
  */
 export const Idempotent = Context.Reference<boolean>("shoal/rpc/Idempotent", { defaultValue: () => false })
 
+/** How a cluster client picks members and retries; only `tags` is required. */
 export interface ClusterClientOptions {
   /** Every tag a member must carry to take calls. */
   readonly tags: Tags
@@ -64,8 +68,8 @@ export interface ClusterClientOptions {
   readonly retries?: number | undefined
   /** Tags of RPCs to treat as idempotent besides those annotated with {@link Idempotent}. */
   readonly idempotent?: ReadonlyArray<string> | undefined
-  /** How long a member that refused a connection is passed over (default 1 s). */
-  readonly connectRetryDelay?: Duration.Input | undefined
+  /** How long a member that refused a connection is passed over (default 1 s; `"500ms"`, `"1 second"`, millis). */
+  readonly connectRetryDelay?: DurationInput | undefined
   /** Passed to effect/rpc's client: no client spans. */
   readonly disableTracing?: boolean | undefined
   readonly spanPrefix?: string | undefined
@@ -123,16 +127,26 @@ const cutOff = (address: string, cause: Cause.Cause<unknown>): Cause.Cause<unkno
 
 /**
  * A client for `group` over the cluster in the context, for the life of the
- * scope. See the module comment for how calls are routed and retried.
+ * scope. See the module comment for how calls are routed and retried. Fails
+ * with `ClusterClosed` when the cluster's scope has closed or this node has
+ * left (its view of the members would no longer change), and with
+ * `InvalidConfiguration` for a bad configuration or `connectRetryDelay`.
  */
 export const make = <Rpcs extends Rpc.Any>(
   group: RpcGroup.RpcGroup<Rpcs>,
   config: RpcConfig.RpcConfig | RpcConfig.Input,
   options: ClusterClientOptions
-): Effect.Effect<ClusterClient<Rpcs>, InvalidConfiguration, Scope.Scope | Cluster | Rpc.MiddlewareClient<Rpcs>> =>
+): Effect.Effect<
+  ClusterClient<Rpcs>,
+  InvalidConfiguration | ClusterClosed,
+  Scope.Scope | Cluster | Rpc.MiddlewareClient<Rpcs>
+> =>
   Effect.gen(function* () {
     const resolved = yield* RpcConfig.resolve(config)
     const cluster = yield* Cluster
+    const status = yield* cluster.status
+    if (status !== "open") return yield* new ClusterClosed({ operation: "ClusterClient.make", reason: status })
+    const retryDelay = yield* RpcConfig.duration("connectRetryDelay", options.connectRetryDelay ?? "1 second")
     const scope = yield* Effect.scope
     const clock = yield* Clock.Clock
     const random = yield* Random.Random
@@ -140,7 +154,7 @@ export const make = <Rpcs extends Rpc.Any>(
     const tags = { ...options.tags }
     const balancer = new Balancer(options.strategy ?? "round-robin", () => random.nextDoubleUnsafe())
     const retries = options.retries ?? 2
-    const retryDelayMillis = Duration.toMillis(Duration.fromInputUnsafe(options.connectRetryDelay ?? "1 second"))
+    const retryDelayMillis = Duration.toMillis(retryDelay)
     const idempotentTags = new Set(options.idempotent ?? [])
 
     const connections = new Map<NodeId, Connection>()
@@ -391,3 +405,24 @@ export type Client<Rpcs extends Rpc.Any> = EffectRpcClient.RpcClient<
   Rpcs,
   RpcClientError.RpcClientError | ClusterCallError
 >
+
+/**
+ * {@link make} as a layer, for a service of your own that holds the client:
+ *
+ * ```ts
+ * class Workers extends Context.Service<Workers, ClusterClient.ClusterClient<RpcGroup.Rpcs<typeof WorkerRpcs>>>()(
+ *   "app/Workers"
+ * ) {}
+ * const WorkersLive = ClusterClient.layer(Workers, WorkerRpcs, rpcConfig, { tags: { role: "worker" } })
+ * ```
+ *
+ * The client lives as long as the layer; it needs `Cluster` (from
+ * `Cluster.layer`, or `RpcServer.layer`, which provides its own).
+ */
+export const layer = <Self, Rpcs extends Rpc.Any>(
+  tag: Context.Key<Self, ClusterClient<Rpcs>>,
+  group: RpcGroup.RpcGroup<Rpcs>,
+  config: RpcConfig.RpcConfig | RpcConfig.Input,
+  options: ClusterClientOptions
+): Layer.Layer<Self, InvalidConfiguration | ClusterClosed, Cluster | Rpc.MiddlewareClient<Rpcs>> =>
+  Layer.effect(tag, make(group, config, options))

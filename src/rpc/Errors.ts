@@ -5,6 +5,7 @@
  * errors below. A call that reached a server and broke keeps effect/rpc's
  * `RpcClientError`, whose `reason` says how the socket failed.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"

@@ -10,6 +10,7 @@
  *
  * Used as a module: `RpcClient.connect(group, address, config)`.
  *
+ * @module
  * @since 0.1.0
  */
 import type * as Tls from "node:tls"
@@ -37,6 +38,7 @@ export type Client<Rpcs extends Rpc.Any, E = never> = EffectRpcClient.RpcClient<
 /** Where to connect: an address (`"host:port"`, `{ host, port }`) or a cluster member. */
 export type Target = Address | RpcConfig.AddressInput | ClusterNode
 
+/** How a client behaves beyond its configuration: reconnection, disconnect hook, tracing. */
 export interface ConnectOptions {
   /**
    * Redial after the connection breaks (default `true`), with effect/rpc's

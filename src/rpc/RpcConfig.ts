@@ -13,29 +13,43 @@
  * Used as a module: `RpcConfig.make({...})`, `RpcConfig.withCluster`, and the
  * type `RpcConfig.RpcConfig`.
  *
+ * @module
  * @since 0.1.0
  */
 import { readFile } from "node:fs/promises"
 import { createSecureContext } from "node:tls"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as ClusterConfig from "../cluster/Config.ts"
-import { DURATION_SYNTAX, parseDuration } from "../cluster/DurationText.ts"
+import { DURATION_SYNTAX, type DurationInput, parseDuration } from "../cluster/DurationText.ts"
 import { InvalidConfiguration } from "../cluster/Errors.ts"
 import { Address, parseAddress } from "../cluster/Node.ts"
 
-/** A PEM file as read: where it came from and its bytes. */
+/** PEM text given in memory instead of a path (a certificate or a CA bundle). */
+export interface Pem {
+  readonly pem: string | Uint8Array
+}
+
+/** A certificate or CA as configuration accepts it: a path to a PEM file, or the PEM itself. */
+export type CertificateSource = string | Pem
+
+/** A private key as configuration accepts it: a path to a PEM file, or the PEM itself, `Redacted`. */
+export type KeySource = string | Redacted.Redacted<string | Uint8Array>
+
+/** PEM material as read: its file (`undefined` when given in memory) and its bytes. */
 export interface PemFile {
-  readonly path: string
+  readonly path: string | undefined
   readonly pem: Buffer
 }
 
 /** A private key as read; the bytes stay redacted so they never reach a log. */
 export interface PemKey {
-  readonly path: string
+  readonly path: string | undefined
   readonly pem: Redacted.Redacted<Buffer>
 }
 
@@ -54,7 +68,7 @@ export interface TlsMaterial {
 /** What a server does with the cluster it joins: a validated config, or the input to make one at every start. */
 export type ClusterSetting = ClusterConfig.ClusterConfig | ClusterConfig.Input
 
-/** The validated values of a configuration (paths as given; the files' contents are in `tls`). */
+/** The validated values of a configuration (paths as given, `undefined` for PEM given in memory; the contents are in `tls`). */
 export interface Fields {
   readonly certificatePath: string | undefined
   readonly keyPath: string | undefined
@@ -66,6 +80,10 @@ export interface Fields {
   readonly keepAliveTimeout: Duration.Duration
   readonly connectTimeout: Duration.Duration
   readonly requireClientCertificate: boolean
+  readonly maxConnections: number
+  readonly maxFrameBytes: number
+  readonly handshakeTimeout: Duration.Duration
+  readonly idleTimeout: Duration.Duration
   readonly clientCertificatePath: string | undefined
   readonly clientKeyPath: string | undefined
   readonly streamBufferSize: number
@@ -89,6 +107,10 @@ export class RpcConfig {
   declare readonly keepAliveTimeout: Fields["keepAliveTimeout"]
   declare readonly connectTimeout: Fields["connectTimeout"]
   declare readonly requireClientCertificate: Fields["requireClientCertificate"]
+  declare readonly maxConnections: Fields["maxConnections"]
+  declare readonly maxFrameBytes: Fields["maxFrameBytes"]
+  declare readonly handshakeTimeout: Fields["handshakeTimeout"]
+  declare readonly idleTimeout: Fields["idleTimeout"]
   declare readonly clientCertificatePath: Fields["clientCertificatePath"]
   declare readonly clientKeyPath: Fields["clientKeyPath"]
   declare readonly streamBufferSize: Fields["streamBufferSize"]
@@ -110,19 +132,24 @@ export class RpcConfig {
 /** An address as configuration accepts it: `"host:port"` or `{ host, port }`. */
 export type AddressInput = ClusterConfig.AddressInput
 
-/** What {@link make} accepts. Paths are PEM files; durations are anything `parseDuration` reads. */
+/**
+ * What {@link make} accepts. TLS material is a path to a PEM file or the PEM
+ * itself (`{ pem }`; a key as `Redacted`), so `DevTls.generate()` from
+ * `shoal/testing` spreads straight in; durations are typed as the cluster's
+ * are (`"2s"`, `"500 millis"`, a number of milliseconds, a `Duration`).
+ */
 export interface Input {
   /** This node's certificate (chain), served to clients. Required to serve. */
-  readonly certificate?: string | undefined
+  readonly certificate?: CertificateSource | undefined
   /** The private key of `certificate`. */
-  readonly key?: string | undefined
+  readonly key?: KeySource | undefined
   /**
    * The CA certificate(s) to trust: the cluster's private CA, or a
    * self-signed server certificate. Servers use it to check client
    * certificates, clients to check servers. Without it clients trust Node's
    * default roots.
    */
-  readonly ca?: string | undefined
+  readonly ca?: CertificateSource | undefined
   /**
    * The name a server's certificate must carry. Without it a client checks
    * the host it dials (an IP address is checked against the certificate's IP
@@ -138,21 +165,41 @@ export interface Input {
    */
   readonly advertiseAddress?: AddressInput | undefined
   /** How often an idle client pings its server, and the TCP keep-alive delay on both sides (default 5 s). */
-  readonly keepAlive?: Duration.Input | undefined
+  readonly keepAlive?: DurationInput | undefined
   /** How long a client waits for any frame from its server before it drops the connection (default 15 s). */
-  readonly keepAliveTimeout?: Duration.Input | undefined
+  readonly keepAliveTimeout?: DurationInput | undefined
   /** How long dialing (TCP and the TLS handshake) may take (default 5 s). */
-  readonly connectTimeout?: Duration.Input | undefined
-  /** Mutual TLS: the server refuses clients without a certificate signed by `ca` (default false). */
+  readonly connectTimeout?: DurationInput | undefined
+  /**
+   * Mutual TLS: the server refuses clients without a certificate signed by
+   * `ca`. Default: on whenever a `ca` is configured (a cluster with a private
+   * CA authenticates both ends); `false` turns it off explicitly.
+   */
   readonly requireClientCertificate?: boolean | undefined
+  /** Connections a server holds at once; one more is closed at once (default 256). */
+  readonly maxConnections?: number | undefined
+  /**
+   * The largest RPC message (one frame) a server reads, in bytes; a frame
+   * that claims more closes the connection (default 4 MiB). Stream large
+   * payloads instead.
+   */
+  readonly maxFrameBytes?: number | undefined
+  /** How long a client may take to complete the TLS handshake before the server drops it (default 10 s). */
+  readonly handshakeTimeout?: DurationInput | undefined
+  /**
+   * How long a server keeps a connection on which nothing arrives (default
+   * 60 s; shoal's clients ping every `keepAlive`, so only a stalled or
+   * hostile peer is ever idle that long).
+   */
+  readonly idleTimeout?: DurationInput | undefined
   /**
    * The certificate a client presents to servers. Without it, a node that
    * serves with `requireClientCertificate` presents its own `certificate`
    * (one cluster certificate per node, both directions); otherwise none.
    */
-  readonly clientCertificate?: string | undefined
+  readonly clientCertificate?: CertificateSource | undefined
   /** The private key of `clientCertificate`. */
-  readonly clientKey?: string | undefined
+  readonly clientKey?: KeySource | undefined
   /**
    * How many stream elements may wait between a producer and the wire, and
    * between the wire and a consumer (default {@link DEFAULT_STREAM_BUFFER_SIZE}).
@@ -176,7 +223,10 @@ export const defaults = {
   keepAlive: "5 seconds",
   keepAliveTimeout: "15 seconds",
   connectTimeout: "5 seconds",
-  requireClientCertificate: false,
+  maxConnections: 256,
+  maxFrameBytes: 4 * 1024 * 1024,
+  handshakeTimeout: "10 seconds",
+  idleTimeout: "60 seconds",
   streamBufferSize: DEFAULT_STREAM_BUFFER_SIZE
 } as const
 
@@ -196,8 +246,15 @@ const toAddress = (field: string, input: AddressInput): Effect.Effect<Address, I
   return Effect.succeed(new Address({ host, port }))
 }
 
-const toDuration = (field: string, input: Duration.Input): Effect.Effect<Duration.Duration, InvalidConfiguration> => {
-  const parsed = typeof input === "string" ? parseDuration(input) : Duration.fromInput(input)
+/**
+ * A positive, finite duration from any {@link DurationInput}; the error names
+ * `field`. Shared by the RPC settings that take durations.
+ */
+export const duration = (
+  field: string,
+  input: DurationInput
+): Effect.Effect<Duration.Duration, InvalidConfiguration> => {
+  const parsed = typeof input === "string" ? parseDuration(input) : Duration.fromInput(input as Duration.Input)
   if (Option.isNone(parsed)) return Effect.fail(invalid(field, `expected ${DURATION_SYNTAX}`))
   const d = parsed.value
   if (!Duration.isFinite(d) || !Duration.isPositive(d))
@@ -213,55 +270,83 @@ const describeError = (cause: unknown): string => {
   return String(cause)
 }
 
-/** Reads one PEM file; anything but readable PEM text names the field and the file. */
-const readPem = (field: string, path: string): Effect.Effect<Buffer, InvalidConfiguration> =>
-  Effect.tryPromise({
-    try: () => readFile(path),
-    catch: (cause) => invalid(field, `cannot read ${path} (${describeError(cause)})`)
-  }).pipe(
-    Effect.flatMap((pem) =>
-      pem.includes("-----BEGIN ") ? Effect.succeed(pem) : Effect.fail(invalid(field, `${path} is not a PEM file`))
-    )
-  )
+const describeSource = (path: string | undefined, field: string) => path ?? `the ${field} given in memory`
+
+/** Reads one PEM file, or takes the PEM given; anything but PEM text names the field (and the file). */
+const readPem = (
+  field: string,
+  source: CertificateSource | KeySource
+): Effect.Effect<{ readonly path: string | undefined; readonly pem: Buffer }, InvalidConfiguration> => {
+  const check = (path: string | undefined, pem: Buffer) =>
+    pem.includes("-----BEGIN ")
+      ? Effect.succeed({ path, pem })
+      : Effect.fail(invalid(field, `${describeSource(path, field)} is not PEM text`))
+  if (typeof source === "string") {
+    return Effect.tryPromise({
+      try: () => readFile(source),
+      catch: (cause) => invalid(field, `cannot read ${source} (${describeError(cause)})`)
+    }).pipe(Effect.flatMap((pem) => check(source, pem)))
+  }
+  if (Redacted.isRedacted(source)) {
+    const value = Redacted.value(source)
+    return typeof value === "string" || value instanceof Uint8Array
+      ? check(undefined, Buffer.from(value))
+      : Effect.fail(invalid(field, "expected a path or PEM text (a key as Redacted)"))
+  }
+  if (
+    typeof source === "object" &&
+    source !== null &&
+    (typeof source.pem === "string" || source.pem instanceof Uint8Array)
+  ) {
+    return check(undefined, Buffer.from(source.pem))
+  }
+  return Effect.fail(invalid(field, "expected a path or { pem } (a key as a path or Redacted PEM)"))
+}
 
 /** Whether Node's TLS accepts the material; the error says which part it rejected. */
 const checkSecureContext = (
   field: string,
-  path: string,
+  path: string | undefined,
   options: Parameters<typeof createSecureContext>[0]
 ): Effect.Effect<void, InvalidConfiguration> =>
   Effect.try({
     try: () => void createSecureContext(options),
-    catch: (cause) => invalid(field, `${path} was rejected by TLS (${describeError(cause)})`)
+    catch: (cause) => invalid(field, `${describeSource(path, field)} was rejected by TLS (${describeError(cause)})`)
   })
 
 const readPair = (
   certField: string,
   keyField: string,
-  certPath: string | undefined,
-  keyPath: string | undefined
+  certSource: CertificateSource | undefined,
+  keySource: KeySource | undefined
 ): Effect.Effect<readonly [PemFile | undefined, PemKey | undefined], InvalidConfiguration> =>
   Effect.gen(function* () {
-    if (certPath === undefined && keyPath === undefined) return [undefined, undefined] as const
-    if (certPath === undefined) return yield* invalid(certField, `is required when ${keyField} is set`)
-    if (keyPath === undefined) return yield* invalid(keyField, `is required when ${certField} is set`)
-    const cert = yield* readPem(certField, certPath)
-    const key = yield* readPem(keyField, keyPath)
-    yield* checkSecureContext(certField, certPath, { cert })
-    yield* checkSecureContext(keyField, keyPath, { key })
-    yield* checkSecureContext(keyField, keyPath, { cert, key }).pipe(
-      Effect.mapError(() => invalid(keyField, `${keyPath} is not the private key of ${certPath}`))
+    if (certSource === undefined && keySource === undefined) return [undefined, undefined] as const
+    if (certSource === undefined) return yield* invalid(certField, `is required when ${keyField} is set`)
+    if (keySource === undefined) return yield* invalid(keyField, `is required when ${certField} is set`)
+    const cert = yield* readPem(certField, certSource)
+    const key = yield* readPem(keyField, keySource)
+    yield* checkSecureContext(certField, cert.path, { cert: cert.pem })
+    yield* checkSecureContext(keyField, key.path, { key: key.pem })
+    yield* checkSecureContext(keyField, key.path, { cert: cert.pem, key: key.pem }).pipe(
+      Effect.mapError(() =>
+        invalid(
+          keyField,
+          `${describeSource(key.path, keyField)} is not the private key of ${describeSource(cert.path, certField)}`
+        )
+      )
     )
-    return [
-      { path: certPath, pem: cert },
-      { path: keyPath, pem: Redacted.make(key) }
-    ] as const
+    return [cert, { path: key.path, pem: Redacted.make(key.pem) }] as const
   })
 
-const nonEmpty = (field: string, value: string | undefined): Effect.Effect<string | undefined, InvalidConfiguration> =>
-  value === undefined || value.trim().length > 0
+/** A path must not be blank; PEM given in memory is checked when it is read. */
+const nonEmpty = <A>(field: string, value: A): Effect.Effect<A, InvalidConfiguration> =>
+  typeof value !== "string" || value.trim().length > 0
     ? Effect.succeed(value)
     : Effect.fail(invalid(field, "must not be empty"))
+
+const pathOf = (source: CertificateSource | KeySource | undefined): string | undefined =>
+  typeof source === "string" ? source : undefined
 
 /** Checks a cluster setting once, so a bad one fails when the RPC configuration is made. */
 const checkCluster = (cluster: ClusterSetting): Effect.Effect<void, InvalidConfiguration> =>
@@ -272,11 +357,11 @@ const checkCluster = (cluster: ClusterSetting): Effect.Effect<void, InvalidConfi
  * fields take the {@link defaults}.
  */
 export const make = Effect.fnUntraced(function* (input: Input = {}) {
-  const certificatePath = yield* nonEmpty("certificate", input.certificate)
-  const keyPath = yield* nonEmpty("key", input.key)
-  const caPath = yield* nonEmpty("ca", input.ca)
-  const clientCertificatePath = yield* nonEmpty("clientCertificate", input.clientCertificate)
-  const clientKeyPath = yield* nonEmpty("clientKey", input.clientKey)
+  const certificateSource = yield* nonEmpty("certificate", input.certificate)
+  const keySource = yield* nonEmpty("key", input.key)
+  const caSource = yield* nonEmpty("ca", input.ca)
+  const clientCertificateSource = yield* nonEmpty("clientCertificate", input.clientCertificate)
+  const clientKeySource = yield* nonEmpty("clientKey", input.clientKey)
   const serverName = yield* nonEmpty("serverName", input.serverName)
   const bindAddress = yield* toAddress("bindAddress", input.bindAddress ?? defaults.bindAddress)
   const advertiseAddress =
@@ -284,40 +369,50 @@ export const make = Effect.fnUntraced(function* (input: Input = {}) {
   if (advertiseAddress !== undefined && advertiseAddress.port === 0) {
     return yield* invalid("advertiseAddress", "must name a concrete port, not 0")
   }
-  const keepAlive = yield* toDuration("keepAlive", input.keepAlive ?? defaults.keepAlive)
-  const keepAliveTimeout = yield* toDuration("keepAliveTimeout", input.keepAliveTimeout ?? defaults.keepAliveTimeout)
+  const keepAlive = yield* duration("keepAlive", input.keepAlive ?? defaults.keepAlive)
+  const keepAliveTimeout = yield* duration("keepAliveTimeout", input.keepAliveTimeout ?? defaults.keepAliveTimeout)
   if (Duration.isLessThan(keepAliveTimeout, keepAlive)) {
     return yield* invalid("keepAliveTimeout", "must not be shorter than keepAlive")
   }
-  const connectTimeout = yield* toDuration("connectTimeout", input.connectTimeout ?? defaults.connectTimeout)
+  const connectTimeout = yield* duration("connectTimeout", input.connectTimeout ?? defaults.connectTimeout)
   const streamBufferSize = input.streamBufferSize ?? defaults.streamBufferSize
   if (!Number.isInteger(streamBufferSize) || streamBufferSize < 1 || streamBufferSize > 1_000_000) {
     return yield* invalid("streamBufferSize", "must be an integer in 1..1000000")
   }
-  const requireClientCertificate = input.requireClientCertificate ?? defaults.requireClientCertificate
-  if (requireClientCertificate && caPath === undefined) {
+  const requireClientCertificate = input.requireClientCertificate ?? caSource !== undefined
+  if (requireClientCertificate && caSource === undefined) {
     return yield* invalid(
       "ca",
       "is required with requireClientCertificate (client certificates are checked against it)"
     )
   }
+  const maxConnections = input.maxConnections ?? defaults.maxConnections
+  if (!Number.isInteger(maxConnections) || maxConnections < 1 || maxConnections > 1_000_000) {
+    return yield* invalid("maxConnections", "must be an integer in 1..1000000")
+  }
+  const maxFrameBytes = input.maxFrameBytes ?? defaults.maxFrameBytes
+  if (!Number.isInteger(maxFrameBytes) || maxFrameBytes < 1024 || maxFrameBytes > 1024 * 1024 * 1024) {
+    return yield* invalid("maxFrameBytes", "must be an integer from 1024 (1 KiB) to 1073741824 (1 GiB)")
+  }
+  const handshakeTimeout = yield* duration("handshakeTimeout", input.handshakeTimeout ?? defaults.handshakeTimeout)
+  const idleTimeout = yield* duration("idleTimeout", input.idleTimeout ?? defaults.idleTimeout)
   if (input.cluster !== undefined) yield* checkCluster(input.cluster)
 
-  const [certificate, key] = yield* readPair("certificate", "key", certificatePath, keyPath)
+  const [certificate, key] = yield* readPair("certificate", "key", certificateSource, keySource)
   const [clientCertificate, clientKey] = yield* readPair(
     "clientCertificate",
     "clientKey",
-    clientCertificatePath,
-    clientKeyPath
+    clientCertificateSource,
+    clientKeySource
   )
-  const ca = caPath === undefined ? undefined : { path: caPath, pem: yield* readPem("ca", caPath) }
+  const ca = caSource === undefined ? undefined : yield* readPem("ca", caSource)
   if (ca !== undefined) yield* checkSecureContext("ca", ca.path, { ca: ca.pem })
 
   return new RpcConfig(
     {
-      certificatePath,
-      keyPath,
-      caPath,
+      certificatePath: pathOf(certificateSource),
+      keyPath: pathOf(keySource),
+      caPath: pathOf(caSource),
       serverName,
       bindAddress,
       advertiseAddress,
@@ -325,8 +420,12 @@ export const make = Effect.fnUntraced(function* (input: Input = {}) {
       keepAliveTimeout,
       connectTimeout,
       requireClientCertificate,
-      clientCertificatePath,
-      clientKeyPath,
+      maxConnections,
+      maxFrameBytes,
+      handshakeTimeout,
+      idleTimeout,
+      clientCertificatePath: pathOf(clientCertificateSource),
+      clientKeyPath: pathOf(clientKeySource),
       streamBufferSize,
       cluster: input.cluster
     },
@@ -364,3 +463,103 @@ export const clientIdentity = (config: RpcConfig): { readonly cert: PemFile; rea
   }
   return undefined
 }
+
+/** The environment variable each field is read from by {@link config} (and {@link fromEnv}). */
+export const environmentVariables = {
+  certificate: "SHOAL_RPC_CERTIFICATE",
+  key: "SHOAL_RPC_KEY",
+  ca: "SHOAL_RPC_CA",
+  serverName: "SHOAL_RPC_SERVER_NAME",
+  bindAddress: "SHOAL_RPC_BIND",
+  advertiseAddress: "SHOAL_RPC_ADVERTISE",
+  keepAlive: "SHOAL_RPC_KEEP_ALIVE",
+  keepAliveTimeout: "SHOAL_RPC_KEEP_ALIVE_TIMEOUT",
+  connectTimeout: "SHOAL_RPC_CONNECT_TIMEOUT",
+  requireClientCertificate: "SHOAL_RPC_REQUIRE_CLIENT_CERTIFICATE",
+  maxConnections: "SHOAL_RPC_MAX_CONNECTIONS",
+  maxFrameBytes: "SHOAL_RPC_MAX_FRAME_BYTES",
+  handshakeTimeout: "SHOAL_RPC_HANDSHAKE_TIMEOUT",
+  idleTimeout: "SHOAL_RPC_IDLE_TIMEOUT",
+  clientCertificate: "SHOAL_RPC_CLIENT_CERTIFICATE",
+  clientKey: "SHOAL_RPC_CLIENT_KEY",
+  streamBufferSize: "SHOAL_RPC_STREAM_BUFFER_SIZE"
+} as const satisfies Partial<Record<keyof Input, string>>
+
+type EnvField = keyof typeof environmentVariables
+
+const envFields = Object.keys(environmentVariables) as ReadonlyArray<EnvField>
+
+const suffixOf = (field: EnvField) => environmentVariables[field].slice("SHOAL_RPC_".length)
+
+const parseEnvField = (field: EnvField, variable: string, text: string): unknown => {
+  const trimmed = text.trim()
+  if (field === "requireClientCertificate") {
+    if (["true", "1", "yes"].includes(trimmed.toLowerCase())) return true
+    if (["false", "0", "no"].includes(trimmed.toLowerCase())) return false
+    return invalid(variable, `expected true or false, got "${text}"`)
+  }
+  if (field === "streamBufferSize" || field === "maxConnections" || field === "maxFrameBytes") {
+    const n = Number(trimmed)
+    return trimmed.length === 0 || Number.isNaN(n) ? invalid(variable, `expected a number, got "${text}"`) : n
+  }
+  if (
+    field === "keepAlive" ||
+    field === "keepAliveTimeout" ||
+    field === "connectTimeout" ||
+    field === "handshakeTimeout" ||
+    field === "idleTimeout"
+  ) {
+    return Option.isNone(parseDuration(trimmed))
+      ? invalid(variable, `expected ${DURATION_SYNTAX}, got "${text}"`)
+      : trimmed
+  }
+  return trimmed
+}
+
+/**
+ * The RPC settings as an effect `Config` read under `prefix`:
+ * `configUnder("APP_RPC")` reads `APP_RPC_CERTIFICATE`, `APP_RPC_KEY`,
+ * `APP_RPC_CA`, `APP_RPC_BIND`, … (the names of {@link environmentVariables}
+ * with `APP_RPC` for `SHOAL_RPC`). TLS material comes as file paths. It
+ * yields the {@link Input} the variables set (spread it over your own and
+ * pass it to {@link make}) and fails with a `ConfigError` naming the variable
+ * when a value does not parse.
+ */
+export const configUnder = (prefix: string): Config.Config<Input> =>
+  Config.all(
+    Object.fromEntries(envFields.map((field) => [field, Config.option(Config.String(suffixOf(field)))])) as Record<
+      EnvField,
+      Config.Config<Option.Option<string>>
+    >
+  ).pipe(
+    Config.nested(prefix),
+    Config.mapEffect((raw) => {
+      const input: Record<string, unknown> = {}
+      for (const field of envFields) {
+        const value = raw[field]
+        if (Option.isNone(value)) continue
+        const parsed = parseEnvField(field, `${prefix}_${suffixOf(field)}`, value.value)
+        if (parsed instanceof InvalidConfiguration) {
+          return Effect.fail(
+            new Config.ConfigError(new ConfigProvider.SourceError({ message: parsed.message, cause: parsed }))
+          )
+        }
+        input[field] = parsed
+      }
+      return Effect.succeed(input as Input)
+    })
+  )
+
+/** {@link configUnder} with the default prefix: `SHOAL_RPC_CERTIFICATE`, `SHOAL_RPC_BIND`, … */
+export const config: Config.Config<Input> = /*#__PURE__*/ configUnder("SHOAL_RPC")
+
+/**
+ * Reads the RPC settings from the environment (`SHOAL_RPC_*`, see
+ * {@link environmentVariables}) over `base` and makes the configuration;
+ * errors are `InvalidConfiguration`s.
+ */
+export const fromEnv = (base: Input = {}, prefix = "SHOAL_RPC"): Effect.Effect<RpcConfig, InvalidConfiguration> =>
+  configUnder(prefix).pipe(
+    Effect.mapError((error) => invalid(prefix, error.message)),
+    Effect.flatMap((input) => make({ ...base, ...input }))
+  )

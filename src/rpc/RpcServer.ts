@@ -22,6 +22,7 @@
  * Streaming handlers are coalesced (see `Streaming`), so a producer that
  * emits one element at a time is not held to one element per round trip.
  *
+ * @module
  * @since 0.1.0
  */
 import { networkInterfaces } from "node:os"
@@ -41,8 +42,8 @@ import { Cluster } from "../cluster/Cluster.ts"
 import * as ClusterConfig from "../cluster/Config.ts"
 import { type ClusterError, InvalidConfiguration, NetworkError } from "../cluster/Errors.ts"
 import { Address, type ClusterNode, formatAddress, type Tags } from "../cluster/Node.ts"
+import { limitConnections, serverSerialization } from "./ConnectionLimits.ts"
 import * as RpcConfig from "./RpcConfig.ts"
-import * as Serialization from "./Serialization.ts"
 import { coalesceHandlers } from "./Streaming.ts"
 import { serverOptions } from "./Tls.ts"
 
@@ -110,6 +111,12 @@ const listenError = (address: Address) => (error: SocketServer.SocketServerError
 const withRpcAddress = (config: ClusterConfig.ClusterConfig, rpcAddress: Address) =>
   config.rpcAddress === undefined ? ClusterConfig.update(config, { rpcAddress }) : Effect.succeed(config)
 
+/**
+ * A running RPC server: where it listens, what it advertises, and the cluster
+ * it is a member of. Build it with {@link RpcServer.layer} (a server that is a
+ * cluster member, providing `Cluster` too), {@link RpcServer.layerStandalone}
+ * or {@link RpcServer.make}.
+ */
 export class RpcServer extends Context.Service<
   RpcServer,
   {
@@ -119,7 +126,10 @@ export class RpcServer extends Context.Service<
     readonly advertisedAddress: Address
     /** The cluster this server is a member of, if it was configured with one. */
     readonly cluster: Option.Option<Cluster["Service"]>
-    /** Alive members carrying every one of `tags` (this node included); empty without a cluster. */
+    /**
+     * Alive members carrying every one of `tags` (this node included); empty
+     * without a cluster, and the last view once the cluster closed.
+     */
     readonly discoverNodes: (tags: Tags) => Effect.Effect<ReadonlyArray<ClusterNode>>
   }
 >()("shoal/rpc/RpcServer") {
@@ -158,10 +168,11 @@ export class RpcServer extends Context.Service<
       )
 
       // 1. bind
-      const socketServer = yield* NodeSocketServer.makeTls(serverOptions(resolved)).pipe(
+      const listener = yield* NodeSocketServer.makeTls(serverOptions(resolved)).pipe(
         Scope.provide(listenerScope),
         Effect.mapError(listenError(resolved.bindAddress))
       )
+      const socketServer = limitConnections(listener, resolved)
       const address = boundAddress(socketServer, resolved.bindAddress)
       yield* Effect.logDebug("rpc: listener bound").pipe(Effect.annotateLogs({ address: formatAddress(address) }))
 
@@ -186,7 +197,7 @@ export class RpcServer extends Context.Service<
       }
 
       // 3. serve
-      const serialization = yield* Layer.build(Serialization.layer)
+      const serialization = yield* Layer.build(serverSerialization(resolved))
       const protocol = yield* EffectRpcServer.makeProtocolSocketServer.pipe(
         Effect.provideService(SocketServer.SocketServer, socketServer),
         Effect.provide(serialization),
@@ -215,8 +226,42 @@ export class RpcServer extends Context.Service<
       })
     })
 
-  /** {@link RpcServer.make} as a layer: `RpcServer.layer(group, config).pipe(Layer.provide(handlers))`. */
+  /**
+   * {@link RpcServer.make} as a layer that also provides the server's
+   * `Cluster`, so what is built on the server (health checks, a
+   * `ClusterClient`, your own services) reads it from the context:
+   * `RpcServer.layer(group, config).pipe(Layer.provide(handlers))`. The
+   * configuration must name a cluster (`cluster` in the input, or
+   * `RpcConfig.withCluster`); without one the layer fails with
+   * `InvalidConfiguration` — a server outside any cluster is
+   * {@link RpcServer.layerStandalone}.
+   */
   static readonly layer = <Rpcs extends Rpc.Any>(
+    group: RpcGroup.RpcGroup<Rpcs>,
+    config: RpcConfig.RpcConfig | RpcConfig.Input,
+    options: ServerOptions = {}
+  ): Layer.Layer<
+    RpcServer | Cluster,
+    StartError,
+    Rpc.ToHandler<Rpcs> | Rpc.Middleware<Rpcs> | Rpc.ServicesServer<Rpcs>
+  > =>
+    Layer.effectContext(
+      Effect.gen(function* () {
+        const resolved = yield* RpcConfig.resolve(config)
+        if (resolved.cluster === undefined) {
+          return yield* new InvalidConfiguration({
+            field: "cluster",
+            reason:
+              "RpcServer.layer provides the server's Cluster, so it needs one; RpcServer.layerStandalone serves without"
+          })
+        }
+        const server = yield* RpcServer.make(group, resolved, options)
+        return Context.make(RpcServer, server).pipe(Context.add(Cluster, Option.getOrThrow(server.cluster)))
+      })
+    )
+
+  /** {@link RpcServer.make} as a layer, for a server that joins no cluster (its `cluster` is `None`). */
+  static readonly layerStandalone = <Rpcs extends Rpc.Any>(
     group: RpcGroup.RpcGroup<Rpcs>,
     config: RpcConfig.RpcConfig | RpcConfig.Input,
     options: ServerOptions = {}

@@ -13,10 +13,16 @@
  * A bare effect/rpc client or server talks to shoal by providing
  * {@link layer}; with a different serialization calls hang rather than fail.
  *
+ * @module
  * @since 0.1.0
  */
 import type * as Layer from "effect/Layer"
 import * as RpcSerialization from "effect/rpc/RpcSerialization"
 
-/** The serialization shoal's servers and clients use. */
-export const layer: Layer.Layer<RpcSerialization.RpcSerialization> = RpcSerialization.layerSchemaBinary()
+/** The serialization shoal's servers and clients use, reading frames of at most `maxFrameSize` bytes. */
+export const layerWith = (options: {
+  readonly maxFrameSize?: number | undefined
+}): Layer.Layer<RpcSerialization.RpcSerialization> => RpcSerialization.layerSchemaBinary(options)
+
+/** The serialization shoal's servers and clients use (effect/rpc's frame limit, 16 MiB). */
+export const layer: Layer.Layer<RpcSerialization.RpcSerialization> = layerWith({})

@@ -26,6 +26,7 @@
  * it as one message). Keeping the producer's arrays whole and only joining
  * small ones was tried and lost on the pre-chunked source for that reason.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Context from "effect/Context"

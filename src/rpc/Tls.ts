@@ -9,6 +9,7 @@
  * counts as open once the first ticket arrives, and a refused client
  * certificate fails the dial instead of the first call.
  *
+ * @module
  * @since 0.1.0
  */
 import type * as Net from "node:net"
@@ -32,6 +33,8 @@ export const serverOptions = (config: RpcConfig): Tls.TlsOptions & Net.ListenOpt
     requestCert: config.requireClientCertificate,
     rejectUnauthorized: config.requireClientCertificate,
     minVersion: "TLSv1.2",
+    // Node waits 120 s by default: a peer that opens a connection and says nothing holds it that long
+    handshakeTimeout: Duration.toMillis(config.handshakeTimeout),
     keepAlive: true,
     keepAliveInitialDelay: Duration.toMillis(config.keepAlive),
     noDelay: true

@@ -10,6 +10,7 @@ import {
   NodeSuspected,
   NodeUpdated
 } from "../../src/cluster/Events.ts"
+import { noRejections } from "../../src/cluster/gossip/SecureTransport.ts"
 import { Address, ClusterNode, type NodeId } from "../../src/cluster/Node.ts"
 
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}` as NodeId
@@ -102,7 +103,8 @@ describe("stats lines", () => {
     packetsRejected: 0,
     updatesApplied: 7,
     transport: { packetsSent: 40, bytesSent: 4096, packetsReceived: 38, bytesReceived: 3000, dropped: 0 },
-    awareness: 1
+    awareness: 1,
+    envelopeRejected: noRejections
   }
   const members = [
     node(),

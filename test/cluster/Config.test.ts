@@ -122,6 +122,10 @@ describe("ClusterConfig.make", () => {
     ["pushPullInterval", { pushPullInterval: 0 }],
     ["reconnectInterval", { reconnectInterval: 0 }],
     ["reconnectTimeout", { reconnectTimeout: 0 }],
+    ["keyring", { keyring: [] }],
+    ["keyring", { keyring: ["not base64!"] }],
+    ["keyring", { keyring: [Buffer.alloc(16).toString("base64")] }],
+    ["replayWindow", { replayWindow: 0 }],
     ["reapAfter", { reapAfter: 0 }],
     ["tombstoneTtl", { tombstoneTtl: 0 }],
     ["joinTimeout", { joinTimeout: 0 }],
@@ -151,7 +155,7 @@ describe("ClusterConfig.make", () => {
 
   it("has a rejection test for every field", () => {
     const covered = new Set(cases.map(([field]) => field))
-    const optionalOrBoolean = new Set(["retryJoin", "tcpPings"])
+    const optionalOrBoolean = new Set(["retryJoin", "tcpPings", "encryptOutgoing", "requireEncryption"])
     for (const field of Object.keys(ClusterConfig.environmentVariables)) {
       if (!optionalOrBoolean.has(field)) expect(covered.has(field), field).toBe(true)
     }

@@ -18,6 +18,10 @@ describe("RpcConfig", () => {
       assert.isTrue(Duration.equals(config.connectTimeout, Duration.seconds(5)))
       assert.strictEqual(config.streamBufferSize, RpcConfig.DEFAULT_STREAM_BUFFER_SIZE)
       assert.isFalse(config.requireClientCertificate)
+      assert.strictEqual(config.maxConnections, 256)
+      assert.strictEqual(config.maxFrameBytes, 4 * 1024 * 1024)
+      assert.isTrue(Duration.equals(config.handshakeTimeout, Duration.seconds(10)))
+      assert.isTrue(Duration.equals(config.idleTimeout, Duration.seconds(60)))
       assert.deepStrictEqual(config.tls, {
         certificate: undefined,
         key: undefined,
@@ -98,6 +102,11 @@ describe("RpcConfig", () => {
       assert.strictEqual((yield* rejects({ serverName: " " })).field, "serverName")
       assert.strictEqual((yield* rejects({ certificate: "" })).field, "certificate")
       assert.strictEqual((yield* rejects({ requireClientCertificate: true })).field, "ca")
+      assert.strictEqual((yield* rejects({ maxConnections: 0 })).field, "maxConnections")
+      assert.strictEqual((yield* rejects({ maxFrameBytes: 100 })).field, "maxFrameBytes")
+      assert.strictEqual((yield* rejects({ maxFrameBytes: 2 ** 31 })).field, "maxFrameBytes")
+      assert.strictEqual((yield* rejects({ handshakeTimeout: 0 })).field, "handshakeTimeout")
+      assert.strictEqual((yield* rejects({ idleTimeout: "never" as Duration.Input })).field, "idleTimeout")
     })
   )
 
@@ -122,15 +131,22 @@ describe("RpcConfig", () => {
   it.effect("the client presents its client certificate, or under mTLS the node's own", () =>
     Effect.gen(function* () {
       const tls = yield* certs
-      const plain = yield* RpcConfig.make({ certificate: tls.node.cert, key: tls.node.key, ca: tls.ca })
-      assert.isUndefined(RpcConfig.clientIdentity(plain))
-      const mutual = yield* RpcConfig.make({
+      // mutual TLS is on by default with a CA: the node presents its own certificate
+      const mutual = yield* RpcConfig.make({ certificate: tls.node.cert, key: tls.node.key, ca: tls.ca })
+      assert.isTrue(mutual.requireClientCertificate)
+      assert.strictEqual(RpcConfig.clientIdentity(mutual)!.cert.path, tls.node.cert)
+      // turned off explicitly, it presents nothing
+      const plain = yield* RpcConfig.make({
         certificate: tls.node.cert,
         key: tls.node.key,
         ca: tls.ca,
-        requireClientCertificate: true
+        requireClientCertificate: false
       })
-      assert.strictEqual(RpcConfig.clientIdentity(mutual)!.cert.path, tls.node.cert)
+      assert.isUndefined(RpcConfig.clientIdentity(plain))
+      // without a CA there is nothing to check client certificates against
+      assert.isFalse(
+        (yield* RpcConfig.make({ certificate: tls.node.cert, key: tls.node.key })).requireClientCertificate
+      )
       const explicit = yield* RpcConfig.make({
         ca: tls.ca,
         clientCertificate: tls.client.cert,

@@ -111,7 +111,7 @@ describe("RpcServer over TLS (127.0.0.1)", () => {
       const missing = `${tls.dir}/missing.pem`
       const start = (input: RpcConfig.Input) =>
         Effect.flip(
-          Layer.build(RpcServer.layer(TestRpcs, input).pipe(Layer.provide(handlers(makeProbe("x"))))).pipe(
+          Layer.build(RpcServer.layerStandalone(TestRpcs, input).pipe(Layer.provide(handlers(makeProbe("x"))))).pipe(
             Effect.scoped
           )
         )

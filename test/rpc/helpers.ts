@@ -97,9 +97,18 @@ export const nodeConfig = (certs: TestCerts, input: RpcConfig.Input = {}) =>
     ...input
   })
 
-/** A client-only configuration that trusts the cluster CA. */
+/**
+ * A client-only configuration that trusts the cluster CA and presents the
+ * client certificate it signed (servers with a CA require one by default).
+ */
 export const clientConfig = (certs: TestCerts, input: RpcConfig.Input = {}) =>
-  RpcConfig.make({ ca: certs.ca, serverName: "localhost", ...input })
+  RpcConfig.make({
+    ca: certs.ca,
+    serverName: "localhost",
+    clientCertificate: certs.client.cert,
+    clientKey: certs.client.key,
+    ...input
+  })
 
 export interface RunningServer {
   readonly server: RpcServer["Service"]
@@ -117,7 +126,10 @@ export const startServer = (
     const outer = yield* Effect.scope
     const scope = yield* Scope.fork(outer, "sequential")
     const context = yield* Layer.buildWithScope(
-      RpcServer.layer(TestRpcs, config, options).pipe(Layer.provide(handlers(probe))),
+      (config.cluster === undefined
+        ? RpcServer.layerStandalone(TestRpcs, config, options)
+        : RpcServer.layer(TestRpcs, config, options)
+      ).pipe(Layer.provide(handlers(probe))),
       scope
     ).pipe(Effect.onError(() => Scope.close(scope, Exit.void)))
     return { server: Context.get(context, RpcServer), probe, scope }

@@ -26,6 +26,7 @@
  *
  * Mutable and not re-entrant; the node's gossip engine owns one instance.
  *
+ * @module
  * @since 0.1.0
  */
 

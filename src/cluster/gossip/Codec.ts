@@ -63,6 +63,7 @@
  * failure there (a value built with `disableChecks` that does not hold) is a
  * bug, and they throw a `SerializationError`.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
@@ -104,6 +105,9 @@ export const KIND_PACKET = 1
 
 /** Header `kind` byte of a push-pull (stream) message. */
 export const KIND_PUSH_PULL = 2
+
+/** Header `kind` byte of a keyring command and its answer (stream messages; see `KeyringCommand`). */
+export const KIND_KEYRING = 3
 
 /** Longest cluster label, in UTF-8 bytes (`ClusterConfig` enforces the same). */
 export const MAX_LABEL_BYTES = 64
@@ -201,7 +205,26 @@ const frame = (kind: number, label: Uint8Array, body: Uint8Array): Uint8Array<Ar
   return out
 }
 
-const kindName = (kind: number) => (kind === KIND_PACKET ? "packet" : kind === KIND_PUSH_PULL ? "push-pull" : "unknown")
+const kindName = (kind: number) =>
+  kind === KIND_PACKET
+    ? "packet"
+    : kind === KIND_PUSH_PULL
+      ? "push-pull"
+      : kind === KIND_KEYRING
+        ? "keyring"
+        : "unknown"
+
+/** A frame of `kind` for cluster `label` around `body` (for message kinds beyond packets and push-pulls). */
+export const encodeFrame = (kind: number, label: string, body: Uint8Array): Uint8Array<ArrayBuffer> =>
+  frame(kind, labelBytes(label), body)
+
+/** The body of a frame of `kind` for cluster `label`, after the same header checks as every other frame. */
+export const frameBody = (
+  kind: number,
+  label: string,
+  bytes: Uint8Array
+): Result.Result<Uint8Array, SerializationError> =>
+  Result.map(readHeader(bytes, kind, label), (offset) => openBody(bytes, offset))
 
 /**
  * Checks the header against this node's expectations and returns where the
@@ -251,10 +274,34 @@ const readHeader = (
   for (let i = 0; same && i < length; i++) same = expected[i] === bytes[HEADER_FIXED + i]
   if (!same) {
     const got = labelDecoder.decode(bytes.subarray(HEADER_FIXED, HEADER_FIXED + length))
-    return Result.fail(reject("cluster", `packet from cluster "${got}", but this node is in cluster "${label}"`))
+    return Result.fail(
+      reject("cluster", `cluster label mismatch: the peer is in cluster "${got}", this node in cluster "${label}"`)
+    )
   }
   return Result.succeed(HEADER_FIXED + length)
 }
+
+/**
+ * The kind and cluster label of a well-formed shoal header, without looking
+ * at the body; `undefined` for anything else (too short, another magic or
+ * version, a label longer than the bytes). Never throws.
+ */
+export const peekHeader = (bytes: Uint8Array): { readonly kind: number; readonly label: string } | undefined => {
+  if (bytes.length < HEADER_FIXED || bytes[0] !== MAGIC || bytes[1] !== PROTOCOL_VERSION) return undefined
+  const length = bytes[4]!
+  if (length > MAX_LABEL_BYTES || HEADER_FIXED + length > bytes.length) return undefined
+  return { kind: bytes[3]!, label: labelDecoder.decode(bytes.subarray(HEADER_FIXED, HEADER_FIXED + length)) }
+}
+
+/**
+ * A push-pull frame with this node's label and no body: the answer to a
+ * push-pull request from another cluster. The requester's decoder refuses
+ * it on the label, so its join fails saying both labels instead of "stream
+ * closed"; no member state is given away (the label travels in every
+ * datagram anyway).
+ */
+export const labelRefusal = (label: string): Uint8Array<ArrayBuffer> =>
+  frame(KIND_PUSH_PULL, labelBytes(label), new Uint8Array(0))
 
 /**
  * The body's plaintext. Today bodies are sent in the clear (the header check

@@ -40,6 +40,7 @@
  *
  * `Codec` turns the wire values into bytes with `effect/encoding`'s SchemaBinary.
  *
+ * @module
  * @since 0.1.0
  */
 

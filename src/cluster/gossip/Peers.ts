@@ -6,6 +6,7 @@
  *
  * Pure: randomness is passed in as `() => number` in [0, 1).
  *
+ * @module
  * @since 0.1.0
  */
 export class Peers<Id extends string = string> {

@@ -11,6 +11,7 @@
  * one member (time is passed in), and the {@link PhiDetector} service keeps
  * one per member and reads time from `Clock`.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
@@ -21,21 +22,22 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import type { ClusterConfig } from "../Config.ts"
+import { type DurationInput, parseDuration } from "../DurationText.ts"
 import { InvalidConfiguration } from "../Errors.ts"
 
 /** The largest window accepted, matching `ClusterConfig`'s bound on `phiWindowSize`. */
 export const MAX_WINDOW_SIZE = 100_000
 
-/** How a detector is tuned. Durations accept anything `Duration.Input` does. */
+/** How a detector is tuned. Durations accept what configuration does (`"100ms"`, `"1 second"`, millis, a `Duration`). */
 export interface Options {
   /** How many inter-arrival times are remembered (integer, 2..{@link MAX_WINDOW_SIZE}). */
   readonly windowSize: number
   /** Floor for the standard deviation, so a perfectly regular history does not make phi explode (> 0). */
-  readonly minStdDeviation: Duration.Input
+  readonly minStdDeviation: DurationInput
   /** Extra silence tolerated before phi rises, e.g. for GC pauses (≥ 0). */
-  readonly acceptablePause: Duration.Input
+  readonly acceptablePause: DurationInput
   /** Expected interval used to seed the history at a member's first heartbeat (> 0). */
-  readonly firstHeartbeatEstimate: Duration.Input
+  readonly firstHeartbeatEstimate: DurationInput
 }
 
 /** {@link Options} checked and converted to milliseconds; build with {@link makeSettings}. */
@@ -50,10 +52,10 @@ const invalid = (field: string, reason: string) => new InvalidConfiguration({ fi
 
 const millisOf = (
   field: string,
-  input: Duration.Input,
+  input: DurationInput,
   allowZero: boolean
 ): Result.Result<number, InvalidConfiguration> => {
-  const duration = Duration.fromInput(input)
+  const duration = typeof input === "string" ? parseDuration(input) : Duration.fromInput(input as Duration.Input)
   if (Option.isNone(duration) || !Duration.isFinite(duration.value)) {
     return Result.fail(invalid(field, "expected a finite duration"))
   }

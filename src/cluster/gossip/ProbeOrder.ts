@@ -23,6 +23,7 @@
  * spread over the pass's n probes); `prioritize` O(ids). Mutable; the node's
  * probe loop owns one instance.
  *
+ * @module
  * @since 0.1.0
  */
 
@@ -32,6 +33,11 @@ const randomIndex = (random: () => number, n: number): number => {
   return r > 0 ? Math.min(n - 1, Math.floor(r * n)) : 0
 }
 
+/**
+ * The order members are probed in: a shuffled round-robin, reshuffled every
+ * pass, new members inserted at a random position, with room to probe one
+ * member out of turn (see the module comment).
+ */
 export class ProbeOrder<Id extends string = string> {
   /** The current pass: `[0, cursor)` already probed, `[cursor, length)` still to come. */
   readonly #order: Array<Id> = []

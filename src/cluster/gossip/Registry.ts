@@ -8,6 +8,7 @@
  * {@link NodeRegistry} service wraps it for the engine and adds the stream of
  * changes.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
@@ -124,10 +125,12 @@ export class MemberTable {
     return this.#indexed()
   }
 
+  /** The member with this id, if held. */
   get(id: NodeId): ClusterNode | undefined {
     return this.#members.get(id)
   }
 
+  /** The tombstone of a reaped member, if still kept. */
   tombstone(id: NodeId): Tombstone | undefined {
     return this.#tombstones.get(id)
   }
@@ -377,7 +380,9 @@ export class NodeRegistry extends Context.Service<
     readonly remove: (id: NodeId, now: number) => Effect.Effect<Reaped | undefined>
     /** Forgets tombstones older than `ttl` at `now` (milliseconds); returns how many. */
     readonly expireTombstones: (now: number, ttl: Duration.Input) => Effect.Effect<number>
+    /** The member with this id, if held. */
     readonly get: (id: NodeId) => Effect.Effect<Option.Option<ClusterNode>>
+    /** The tombstone of a reaped member, if still kept. */
     readonly getTombstone: (id: NodeId) => Effect.Effect<Option.Option<Tombstone>>
     /** Every member, whatever its state. */
     readonly members: Effect.Effect<ReadonlyArray<ClusterNode>>

@@ -142,6 +142,7 @@ export class SimNetwork extends Context.Service<
       to: Address,
       conditions: LinkConditions
     ) => Effect.Effect<void, InvalidConfiguration>
+    /** Removes the override of the one-way link `from` → `to` (node conditions and defaults apply again). */
     readonly clearLink: (from: Address, to: Address) => Effect.Effect<void>
     /**
      * Conditions for every link from and to `address`. When both ends have
@@ -149,6 +150,7 @@ export class SimNetwork extends Context.Service<
      * loss combined as independent (1 − (1 − a)(1 − b)).
      */
     readonly setNode: (address: Address, conditions: NodeConditions) => Effect.Effect<void, InvalidConfiguration>
+    /** Removes the node conditions of `address`. */
     readonly clearNode: (address: Address) => Effect.Effect<void>
     /**
      * Splits the network: nodes in different groups cannot reach each other.
@@ -158,8 +160,9 @@ export class SimNetwork extends Context.Service<
     readonly partition: (groups: ReadonlyArray<ReadonlyArray<Address>>) => Effect.Effect<void>
     /** Cuts one node off from everyone (independently of `partition`): a host that vanished. */
     readonly isolate: (address: Address) => Effect.Effect<void>
-    /** Drops everything sent from `from` to `to` (one direction only); `uncut` restores it. */
+    /** Drops everything sent from `from` to `to` (one direction only). */
     readonly cut: (from: Address, to: Address) => Effect.Effect<void>
+    /** Restores the direction `from` → `to` that `cut` dropped. */
     readonly uncut: (from: Address, to: Address) => Effect.Effect<void>
     /** Removes the partition, every isolation and every cut (not pauses: see `resume`). */
     readonly heal: Effect.Effect<void>

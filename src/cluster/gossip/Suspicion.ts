@@ -20,6 +20,7 @@
  * module is pure and the effectful shell decides when to look at
  * {@link Suspicion.deadline} again (after every successful `confirm`).
  *
+ * @module
  * @since 0.1.0
  */
 

@@ -121,6 +121,7 @@ export class Swim extends Context.Service<
     readonly stats: Effect.Effect<SwimStats>
   }
 >()("shoal/cluster/gossip/Swim") {
+  /** The shell for `config`, on the Transport, registry and phi detector in context; its fibers live in the scope. */
   static readonly make = (
     config: ClusterConfig
   ): Effect.Effect<Swim["Service"], never, Transport | NodeRegistry | PhiDetector | Scope.Scope> =>
@@ -132,8 +133,9 @@ export class Swim extends Context.Service<
       const scope = yield* Effect.scope
       const context = yield* Effect.context<never>()
       const label = config.clusterLabel
+      const settings = settingsFromConfig(config)
       const engine = new Engine({
-        settings: settingsFromConfig(config),
+        settings,
         identity: {
           id: config.nodeId,
           name: config.nodeName,
@@ -229,7 +231,7 @@ export class Swim extends Context.Service<
               effects.push(open(output, now))
               break
             case "Resolve":
-              effects.push(Effect.sync(() => void fork(resolveSeed(output.id, output.seed))))
+              effects.push(Effect.sync(() => void fork(resolveSeed(output.id, output.seed, output.deadline - now))))
               break
             case "Log":
               effects.push(Effect.logDebug(output.message).pipe(Effect.annotateLogs(output.annotations)))
@@ -272,7 +274,7 @@ export class Swim extends Context.Service<
 
       const sendPacket = (to: Address, packet: MessagePacket) =>
         Effect.suspend(() =>
-          transport.send(to, Codec.packCompound(label, packet.messages, packet.updates, config.maxPacketSize).bytes)
+          transport.send(to, Codec.packCompound(label, packet.messages, packet.updates, settings.maxPacketSize).bytes)
         ).pipe(Effect.catch((error) => Effect.logDebug("send failed", error.message)))
 
       /** Runs one exchange in its own fiber; its result (or failure, at the latest at its deadline) is fed back. */
@@ -307,8 +309,20 @@ export class Swim extends Context.Service<
           return Effect.void
         })
 
-      const resolveSeed = (id: number, seed: Address) =>
-        transport.resolve(seed).pipe(
+      /** Resolves a seed's host name, failing when `timeoutMillis` pass first (DNS can hang too). */
+      const resolveWithin = (address: Address, timeoutMillis: number) =>
+        transport.resolve(address).pipe(
+          Effect.timeoutOrElse({
+            duration: Duration.millis(Math.max(0, timeoutMillis)),
+            orElse: () =>
+              Effect.fail(
+                new NetworkError({ message: `cannot resolve ${address.host} in time`, address: address.host })
+              )
+          })
+        )
+
+      const resolveSeed = (id: number, seed: Address, timeoutMillis: number) =>
+        resolveWithin(seed, timeoutMillis).pipe(
           Effect.matchEffect({
             onSuccess: (addresses) => feed({ _tag: "Resolved", id, addresses }),
             onFailure: (error) => feed({ _tag: "Resolved", id, addresses: error.message })
@@ -347,14 +361,14 @@ export class Swim extends Context.Service<
           })
         })
 
-      /** Each seed resolved now (names are followed at every attempt). */
-      const resolveSeeds = (seeds: ReadonlyArray<string>) =>
+      /** Each seed resolved now (names are followed at every attempt), within what is left of `deadline`. */
+      const resolveSeeds = (seeds: ReadonlyArray<string>, deadline: number) =>
         Effect.forEach(
           seeds,
           (seed): Effect.Effect<JoinSeed> => {
             const address = parseAddress(seed)
             if (address === undefined) return Effect.succeed({ seed, addresses: "not host:port" })
-            return transport.resolve(address).pipe(
+            return Effect.flatMap(Clock.currentTimeMillis, (now) => resolveWithin(address, deadline - now)).pipe(
               Effect.map((addresses): JoinSeed => ({ seed, addresses })),
               Effect.catch((error) => Effect.succeed({ seed, addresses: error.message }))
             )
@@ -365,7 +379,7 @@ export class Swim extends Context.Service<
       /** One join attempt through the engine: how many seeds answered, and what went wrong with the others. */
       const joinOnce = (seeds: ReadonlyArray<string>, deadline: number) =>
         Effect.gen(function* () {
-          const resolved = yield* resolveSeeds(seeds)
+          const resolved = yield* resolveSeeds(seeds, deadline)
           const ticket = ++tickets
           const done = Deferred.makeUnsafe<JoinResult>()
           joins.set(ticket, done)
@@ -386,7 +400,8 @@ export class Swim extends Context.Service<
               yield* Effect.logDebug("joined").pipe(Effect.annotateLogs({ seeds: seeds.join(","), answered }))
               return answered
             }
-            lastFailures = failures
+            // an attempt cut short by the deadline tried nothing: keep the reasons of the last one that did
+            if (failures.length > 0) lastFailures = failures
             const now = yield* Clock.currentTimeMillis
             if (now >= deadline) break
             const wait = Math.min(backoff, deadline - now)
@@ -427,6 +442,7 @@ export class Swim extends Context.Service<
       })
     })
 
+  /** {@link Swim.make} as a layer. */
   static readonly layer = (config: ClusterConfig): Layer.Layer<Swim, never, Transport | NodeRegistry | PhiDetector> =>
     Layer.effect(Swim, Swim.make(config))
 }

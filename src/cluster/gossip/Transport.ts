@@ -7,6 +7,7 @@
  * real sockets, `SimNetwork` on an in-memory network with latency, loss and
  * partitions that a test controls. Both log sends and receives at Debug.
  *
+ * @module
  * @since 0.1.0
  */
 
@@ -48,6 +49,12 @@ export interface TransportStats {
   readonly dropped: number
 }
 
+/**
+ * The service the engine sends and receives through: datagrams, one
+ * request/response exchange per stream, name resolution and counters.
+ * `UdpTransport.layer` (shoal/protocol) is the real one, `SimNetwork` the
+ * in-memory one; implement it to run shoal over something else.
+ */
 export class Transport extends Context.Service<
   Transport,
   {

@@ -4,6 +4,7 @@
  * published to subscribers. The cluster turns the aggregate's `healthy` into
  * this node's `healthy` tag.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
@@ -19,6 +20,7 @@ import * as Semaphore from "effect/Semaphore"
 import type * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { ClusterConfig } from "../Config.ts"
+import { type DurationInput, parseDuration } from "../DurationText.ts"
 import { InvalidConfiguration } from "../Errors.ts"
 import { HealthCheck, HealthStatus } from "./HealthCheck.ts"
 
@@ -52,13 +54,13 @@ export const aggregate = (
 /** How often checks run and how long each may take. */
 export interface Options {
   /** Time between the starts of two scheduled runs (> 0). */
-  readonly interval: Duration.Input
+  readonly interval: DurationInput
   /** How long one check may take before it counts as unhealthy (> 0, at most `interval`). */
-  readonly timeout: Duration.Input
+  readonly timeout: DurationInput
 }
 
-const positive = (field: string, input: Duration.Input): Duration.Duration | InvalidConfiguration =>
-  Option.match(Duration.fromInput(input), {
+const positive = (field: string, input: DurationInput): Duration.Duration | InvalidConfiguration =>
+  Option.match(typeof input === "string" ? parseDuration(input) : Duration.fromInput(input as Duration.Input), {
     onNone: () => new InvalidConfiguration({ field, reason: "expected a duration" }),
     onSome: (d) =>
       Duration.isFinite(d) && Duration.isPositive(d)

@@ -8,6 +8,7 @@
  * turns a failure, a defect, an interruption or a timeout into an unhealthy
  * {@link HealthStatus} that says what happened.
  *
+ * @module
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"

@@ -46,10 +46,13 @@ describe("Awareness", () => {
     }
   })
 
-  it("failed probe: +1 with no helpers, else +1 per missing nack", () => {
+  it("failed probe: +1 with no helpers, +1 per helper when none nacked, 0 once one did", () => {
     expect(probeFailed(0, 0)).toBe(1)
     expect(probeFailed(3, 0)).toBe(3)
-    expect(probeFailed(3, 2)).toBe(1)
+    // one helper corroborated the failure: the silent ones are likelier cut off from us (a
+    // partition) than a sign of our own ill health
+    expect(probeFailed(3, 1)).toBe(0)
+    expect(probeFailed(3, 2)).toBe(0)
     // every helper answered "no ack from the target either": the target is the problem, not us
     expect(probeFailed(3, 3)).toBe(0)
     expect(probeFailed(3, 7)).toBe(0)

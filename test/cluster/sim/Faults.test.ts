@@ -220,6 +220,32 @@ for (const n of [6, 50]) {
     )
 
     it.effect(
+      "a host whose link drops for 2 s every 5 s, for 60 s: suspected and refuted, never declared failed",
+      () =>
+        sim(
+          65 + n,
+          Effect.gen(function* () {
+            const network = yield* SimNetwork
+            const nodes = yield* startCluster(n)
+            yield* advanceUntil(allSee(nodes, nodes, "Alive"), 20_000)
+            const flapping = nodes[n - 1]!
+            // each outage is shorter than the minimum suspicion timeout (4 s × max(1, log10 N)):
+            // the suspect must hear of each suspicion once its link is back and refute in time
+            let worst = 0
+            for (let cycle = 0; cycle < 12; cycle++) {
+              yield* network.isolate(flapping.address)
+              worst = Math.max(worst, yield* worstOver(seenAs(allPairs(nodes), "Dead"), 2_000, 250))
+              yield* network.heal
+              worst = Math.max(worst, yield* worstOver(seenAs(allPairs(nodes), "Dead"), 3_000, 250))
+            }
+            expect(worst).toBe(0)
+            yield* stopAll(nodes)
+          })
+        ),
+      120_000
+    )
+
+    it.effect(
       "a process paused 10 s (SIGSTOP) and resumed: declared failed or suspected, then Alive in every view at once",
       () =>
         sim(

@@ -16,7 +16,7 @@ import * as Result from "effect/Result"
 import type { Address, ClusterNode, NodeId } from "../../Node.ts"
 import * as Rules from "../../Rules.ts"
 import * as Codec from "../Codec.ts"
-import { Ack, NodeStateUpdate, type Packet, type Ping, PushPull } from "../Messages.ts"
+import { Ack, NodeStateUpdate, type Packet, Ping, PushPull } from "../Messages.ts"
 import { addressKey } from "./Addresses.ts"
 import { sendOnly } from "./Dissemination.ts"
 import type { StreamMessage } from "./Input.ts"
@@ -55,12 +55,14 @@ const fullUpdate = (node: ClusterNode): NodeStateUpdate => {
 }
 
 /**
- * Merges a peer's full state. A peer's `Dead` verdict becomes our suspicion
- * (memberlist's rule): we only declare a death our own timer confirms, so one
- * confused peer cannot kill members for everyone. A verdict about a member
- * we hear from regularly (phi below the threshold) is not even a suspicion
- * here — typically the peer was cut off from it — but it is passed to the
- * member, so it refutes and the peer's side learns it is alive.
+ * Merges a peer's full state. A peer's `Dead` or `Suspect` verdict about a
+ * member we hold alive is not taken on its word — after a healed partition
+ * every such verdict is stale, and memberlist's "dead becomes suspect" would
+ * make members suspect their own side — but checked: the member gets a ping
+ * carrying the verdict (so, alive, it acks and refutes, and the peer's side
+ * learns it is alive), and only if no ack comes within the ping timeout does
+ * the verdict become our suspicion (see {@link checkEnded}). A verdict about
+ * a member we already suspect is a confirmation.
  */
 const merge = (state: EngineState, remote: PushPull): void => {
   for (const entry of remote.nodes) {
@@ -80,19 +82,33 @@ const merge = (state: EngineState, remote: PushPull): void => {
       continue
     }
     if (!Rules.shouldApply(known, verdict)) continue
-    if (looksAlive(state, known)) {
-      sendOnly(state, known.gossipAddress, [], [verdict])
-      continue
-    }
-    applyUpdate(state, verdict)
+    if (known.state === "Alive") check(state, known, verdict)
+    else applyUpdate(state, verdict)
   }
 }
 
-/** We hear from `member` at its usual rate: a heartbeat on record and phi below the threshold. */
-const looksAlive = (state: EngineState, member: ClusterNode): boolean =>
-  member.state === "Alive" &&
-  state.phi.has(member.id) &&
-  state.phi.phi(member.id, state.now) < state.settings.phiThreshold
+/** Pings `member` with `verdict` piggybacked; the verdict becomes ours only if no ack comes in time. */
+const check = (state: EngineState, member: ClusterNode, verdict: NodeStateUpdate): void => {
+  const seq = state.nextSeq()
+  state.waiters.set(seq, {
+    kind: "check",
+    target: member.id,
+    address: addressKey(member.gossipAddress),
+    member,
+    verdict,
+    answered: false
+  })
+  sendOnly(state, member.gossipAddress, [new Ping({ seq, from: state.self.id, target: member.id }, TRUSTED)], [verdict])
+  state.setTimer({ _tag: "Check", seq }, state.now + state.settings.pingTimeout)
+}
+
+/** A check's ping timeout passed: without an ack, the peer's verdict becomes our suspicion. */
+export const checkEnded = (state: EngineState, seq: number): void => {
+  const waiter = state.waiters.get(seq)
+  if (waiter?.kind !== "check") return
+  state.waiters.delete(seq)
+  if (!waiter.answered) applyUpdate(state, waiter.verdict)
+}
 
 /** Opens one push-pull with `to` (`peer`: who we believe is there), bounded by `timeout`. */
 const openPushPull = (
@@ -129,6 +145,11 @@ export const pushPullInBackground = (state: EngineState, key: string, to: Addres
     return
   }
   state.exchanging.add(key)
+  openPushPull(state, to, peer, { join: false, background: key })
+}
+
+/** A background push-pull in slot `key`, which the caller already holds (a seed's resolution took it). */
+export const pushPullInSlot = (state: EngineState, key: string, to: Address, peer: NodeId | undefined): void => {
   openPushPull(state, to, peer, { join: false, background: key })
 }
 

@@ -2,7 +2,7 @@
  * Infection-style dissemination (SWIM §4.1): every applied change goes into
  * the broadcast queue and rides piggyback on the packets a node sends
  * anyway, least-sent first, within the packet's byte budget; a gossip round
- * sends what is pending to a few random members, live or recently dead
+ * sends what is pending to a few random members, alive or recently dead
  * (memberlist's fan-out, so a member declared dead by mistake hears it soon
  * and refutes).
  *
@@ -57,12 +57,12 @@ export const sendOnly = (
   state.emit({ _tag: "Send", to, packet: { messages, updates } })
 }
 
-/** One gossip round: pending updates to `gossipNodes` random members, live or recently dead. */
+/** One gossip round: pending updates to `gossipNodes` random members, alive or recently dead. */
 export const gossipRound = (state: EngineState): void => {
   if (state.broadcasts.pending === 0) return
   const { members, settings } = state
   members.expireRecentlyDead(state.now, settings.gossipToTheDeadTime)
-  const targets = Peers.sampleUnion(members.live, members.recentlyDead, settings.gossipNodes, state.rng)
+  const targets = Peers.sampleUnion(members.alive, members.recentlyDead, settings.gossipNodes, state.rng)
   for (const id of targets) {
     if (state.broadcasts.pending === 0) return
     const member = members.table.get(id)

@@ -26,7 +26,7 @@
 import type { ClusterNode } from "../../Node.ts"
 import { PhiDetectors } from "../PhiDetector.ts"
 import { MemberTable } from "../Registry.ts"
-import { exchangeEnded, serveStream } from "./AntiEntropy.ts"
+import { checkEnded, exchangeEnded, serveStream } from "./AntiEntropy.ts"
 import { enqueue, gossipRound } from "./Dissemination.ts"
 import { pushPullRound, reapRound, reconnectRound, seedResolved } from "./Healing.ts"
 import type { Input } from "./Input.ts"
@@ -219,6 +219,9 @@ export class Engine {
         return
       case "Verify":
         verifyEnded(state, timer.seq)
+        return
+      case "Check":
+        checkEnded(state, timer.seq)
         return
       case "JoinFollowUp":
         joinFollowUp(state)

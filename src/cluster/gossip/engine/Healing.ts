@@ -10,15 +10,15 @@
  *
  * @since 0.1.0
  */
-import { type Address, type NodeId, parseAddress } from "../../Node.ts"
+import { type Address, type ClusterNode, type NodeId, parseAddress } from "../../Node.ts"
 import { addressKey } from "./Addresses.ts"
-import { pushPullInBackground } from "./AntiEntropy.ts"
+import { pushPullInBackground, pushPullInSlot } from "./AntiEntropy.ts"
 import { index } from "./Rng.ts"
-import { MAX_COOLDOWN_ENTRIES } from "./Settings.ts"
+import { MAX_BACKGROUND_EXCHANGES, MAX_COOLDOWN_ENTRIES, PUSH_PULL_TIMEOUT_MILLIS } from "./Settings.ts"
 import type { EngineState } from "./State.ts"
 
 /** Whether `key` may be contacted again (at most once per `cooldown`), recording the attempt. */
-const cooledDown = <K>(table: Map<K, number>, key: K, now: number, cooldown: number): boolean => {
+export const cooledDown = <K>(table: Map<K, number>, key: K, now: number, cooldown: number): boolean => {
   const last = table.get(key)
   if (last !== undefined && now - last < cooldown) return false
   if (table.size >= MAX_COOLDOWN_ENTRIES) table.clear()
@@ -56,6 +56,20 @@ export const heardFrom = (state: EngineState, id: NodeId, source: Address, learn
   pushPullInBackground(state, key, source, id)
 }
 
+/**
+ * A member we held dead refuted: it was cut off (or frozen), and while it
+ * was, every update about others whose retransmissions ran out missed it —
+ * after a healed partition, the other side's refutations too. One exchange
+ * of full state catches it up now rather than at the next push-pull interval
+ * (at most one per member per cooldown, and only when an exchange slot is
+ * free).
+ */
+export const welcomeBack = (state: EngineState, member: ClusterNode): void => {
+  if (cooledDown(state.lastRevived, member.id, state.now, 5 * state.settings.probeInterval)) {
+    pushPullInBackground(state, member.id, member.gossipAddress, member.id)
+  }
+}
+
 /** One push-pull with a random live member, in the background. */
 export const pushPullRound = (state: EngineState): void => {
   if (state.leaving) return
@@ -79,9 +93,18 @@ export const reconnectRound = (state: EngineState): void => {
   if (members.live.size === 0 && settings.seedNodes.length > 0) {
     const seed = parseAddress(settings.seedNodes[index(rng, settings.seedNodes.length)]!)
     if (seed === undefined) return
+    const pick = rng()
+    // name resolution is network I/O too: it holds the background slot "seeds" with the exchange
+    // that follows it, and runs under the exchange's deadline
+    if (state.exchanging.has(SEEDS)) return
+    if (state.exchanging.size >= MAX_BACKGROUND_EXCHANGES) {
+      state.counters.exchangesDeferred++
+      return
+    }
+    state.exchanging.add(SEEDS)
     const id = state.nextId()
-    state.resolving.add(id)
-    state.emit({ _tag: "Resolve", id, seed })
+    state.resolving.set(id, pick)
+    state.emit({ _tag: "Resolve", id, seed, deadline: state.now + PUSH_PULL_TIMEOUT_MILLIS })
     return
   }
   const targets = members.reconnectTargets
@@ -101,11 +124,20 @@ export const reconnectRound = (state: EngineState): void => {
 
 /** A seed the reconnect round asked about resolved: exchange with one of its addresses that is not us. */
 export const seedResolved = (state: EngineState, id: number, addresses: ReadonlyArray<Address> | string): void => {
-  if (!state.resolving.delete(id) || typeof addresses === "string") return
-  const targets = addresses.filter((address) => !isSelf(state, address))
-  const target = targets[Math.floor(state.rng() * targets.length)]
-  if (target !== undefined) pushPullInBackground(state, addressKey(target), target, undefined)
+  const pick = state.resolving.get(id)
+  if (pick === undefined) return
+  state.resolving.delete(id)
+  const targets = typeof addresses === "string" ? [] : addresses.filter((address) => !isSelf(state, address))
+  const target = targets[Math.floor(pick * targets.length)]
+  if (target === undefined) {
+    state.exchanging.delete(SEEDS)
+    return
+  }
+  pushPullInSlot(state, SEEDS, target, undefined)
 }
+
+/** The background slot of the reconnect round's seed resolution and exchange. */
+const SEEDS = "seeds"
 
 /** Whether `address` is this node (advertised or bound). */
 export const isSelf = (state: EngineState, address: Address): boolean => {

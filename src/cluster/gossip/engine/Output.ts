@@ -67,11 +67,12 @@ export interface CancelTimer {
   readonly key: string
 }
 
-/** Resolve `seed` (`host:port`) and answer with `Resolved` for `id`. */
+/** Resolve `seed` (`host:port`) and answer with `Resolved` for `id` — at the latest at `deadline` (DNS can hang too). */
 export interface Resolve {
   readonly _tag: "Resolve"
   readonly id: number
   readonly seed: Address
+  readonly deadline: number
 }
 
 /** The engine changed its member table: publish the change to the application. */
@@ -142,6 +143,8 @@ export type Timer =
   | { readonly _tag: "Relay"; readonly seq: number }
   /** A verification ping's window ended. */
   | { readonly _tag: "Verify"; readonly seq: number }
+  /** The ping that checks a peer's verdict got its ack, or not, in time. */
+  | { readonly _tag: "Check"; readonly seq: number }
   /** The push-pull that follows a successful join. */
   | { readonly _tag: "JoinFollowUp" }
   /** A leave checks whether its announcement went out. */
@@ -159,6 +162,8 @@ export const timerKey = (timer: Timer): string => {
       return `Relay:${timer.seq}`
     case "Verify":
       return `Verify:${timer.seq}`
+    case "Check":
+      return `Check:${timer.seq}`
     default:
       return timer._tag
   }

@@ -237,6 +237,10 @@ export const onAck = (state: EngineState, ack: Ack, source: Address): void => {
     case "verify":
       if (!fromTarget) replaced(state, waiter.member, ack.from)
       return
+    case "check":
+      waiter.answered = true
+      if (!fromTarget) replaced(state, waiter.member, ack.from)
+      return
     case "relay":
       // the target's address answers as someone else: nothing to relay, the requestor's probe fails
       if (fromTarget) relayAcked(state, ack.seq, waiter)

@@ -10,10 +10,12 @@ import * as Result from "effect/Result"
 import type { ClusterConfig } from "../../Config.ts"
 import type { Address, NodeId, Tags } from "../../Node.ts"
 import { DEFAULT_MAX_UPDATES } from "../Codec.ts"
+import { ENVELOPE_OVERHEAD } from "../Keyring.ts"
 import { makeSettings, optionsFromConfig, type Settings as PhiSettings } from "../PhiDetector.ts"
 
 export interface EngineSettings {
   readonly clusterLabel: string
+  /** What the engine packs a datagram to (the configured size, less the envelope when gossip is sealed). */
   readonly maxPacketSize: number
   /** Updates piggybacked on one packet at most. */
   readonly maxUpdatesPerPacket: number
@@ -83,7 +85,8 @@ export const pushPullScale = (interval: number, n: number): number =>
 /** The engine's settings from a validated configuration. */
 export const settingsFromConfig = (config: ClusterConfig): EngineSettings => ({
   clusterLabel: config.clusterLabel,
-  maxPacketSize: config.maxPacketSize,
+  // a sealed packet is ENVELOPE_OVERHEAD bytes longer than what the engine packs
+  maxPacketSize: config.maxPacketSize - (config.keyring === undefined ? 0 : ENVELOPE_OVERHEAD),
   maxUpdatesPerPacket: DEFAULT_MAX_UPDATES,
   probeInterval: Duration.toMillis(config.probeInterval),
   pingTimeout: Duration.toMillis(config.pingTimeout),

@@ -48,6 +48,15 @@ export type Waiter =
     }
   | { readonly kind: "verify"; readonly target: NodeId; readonly address: string; readonly member: ClusterNode }
   | {
+      /** A peer's verdict about a member we hold alive, put to the member before we take it. */
+      readonly kind: "check"
+      readonly target: NodeId
+      readonly address: string
+      readonly member: ClusterNode
+      readonly verdict: NodeStateUpdate
+      answered: boolean
+    }
+  | {
       readonly kind: "relay"
       readonly target: NodeId
       readonly address: string
@@ -128,8 +137,8 @@ export class EngineState {
   /** When each dead member heard from was last revived, and each stranger last learnt from. */
   readonly lastRevived = new Map<NodeId, number>()
   readonly lastLearnt = new Map<string, number>()
-  /** Seed resolutions asked for by a reconnect round. */
-  readonly resolving = new Set<number>()
+  /** Seed resolutions asked for by a reconnect round, with the draw that picks among their addresses. */
+  readonly resolving = new Map<number, number>()
 
   readonly joins = new Map<number, JoinAttempt>()
   leaveTickets: Array<number> = []

@@ -13,6 +13,7 @@ import * as Awareness from "../Awareness.ts"
 import type { NodeStateUpdate } from "../Messages.ts"
 import { Suspicion, suspicionBounds } from "../Suspicion.ts"
 import { enqueue } from "./Dissemination.ts"
+import { welcomeBack } from "./Healing.ts"
 import { verifyOthersAt } from "./Replacement.ts"
 import { TIMER_SLACK_MILLIS } from "./Settings.ts"
 import type { EngineState } from "./State.ts"
@@ -43,6 +44,7 @@ export const applyUpdate = (state: EngineState, update: NodeStateUpdate): void =
     if (change.previous === undefined || change.previous.state === "Dead" || change.previous.state === "Left") {
       verifyOthersAt(state, node)
     }
+    if (change.previous?.state === "Dead") welcomeBack(state, node)
     return
   }
   const member = table.get(update.nodeId)
