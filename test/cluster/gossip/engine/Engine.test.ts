@@ -166,3 +166,46 @@ describe("timers that fire early", () => {
     expect(outputs.some((o) => o._tag === "SetTimer" && o.timer._tag === "Suspicion" && o.at === armed.at)).toBe(true)
   })
 })
+
+describe("a peer's verdict about a member held alive", () => {
+  const merged = () => {
+    const driver = new Driver({ seed: 8 })
+    driver.handle({ _tag: "Datagram", from: peerAddress(0), payload: { messages: [], updates: [alive(0), alive(1)] } })
+    const dead = new NodeStateUpdate(
+      { nodeId: peerId(1), state: "Dead", incarnation: 1, from: peerId(0) },
+      { disableChecks: true }
+    )
+    const outputs = driver.handle({
+      _tag: "StreamRequest",
+      request: 1,
+      from: peerAddress(0),
+      payload: new PushPull({ from: peerId(0), join: false, nodes: [alive(0), dead] })
+    })
+    return { driver, outputs }
+  }
+
+  it("is put to the member with a ping first, not taken on the peer's word", () => {
+    const { driver, outputs } = merged()
+    expect(driver.engine.table.get(peerId(1))?.state).toBe("Alive")
+    const ping = sends(outputs).find((s) => s.to.host === peerAddress(1).host)
+    expect(ping?.packet.messages[0]?._tag).toBe("Ping")
+    expect(ping?.packet.updates.map((u) => `${u.state}@${u.incarnation}`)).toEqual(["Suspect@1"])
+  })
+
+  it("becomes our suspicion only when no ack comes within the ping timeout", () => {
+    const { driver, outputs } = merged()
+    const ping = sends(outputs).find((s) => s.to.host === peerAddress(1).host)!.packet.messages[0] as Ping
+    // answered: nothing happens
+    driver.handle({
+      _tag: "Datagram",
+      from: peerAddress(1),
+      payload: { messages: [new Ack({ seq: ping.seq, from: peerId(1) })], updates: [] }
+    })
+    driver.runUntil(driver.now + 600)
+    expect(driver.engine.table.get(peerId(1))?.state).toBe("Alive")
+    // unanswered: the verdict is ours
+    const second = merged()
+    second.driver.runUntil(second.driver.now + 600)
+    expect(second.driver.engine.table.get(peerId(1))?.state).toBe("Suspect")
+  })
+})
