@@ -131,6 +131,11 @@ export class MemberTable {
   }
 
   /** The tombstone of a reaped member, if still kept. */
+  /** How many tombstones are kept. */
+  get tombstoneCount(): number {
+    return this.#tombstones.size
+  }
+
   tombstone(id: NodeId): Tombstone | undefined {
     return this.#tombstones.get(id)
   }

@@ -17,6 +17,14 @@ import type { EngineState } from "./State.ts"
 /** Queues `update` for piggybacking (replacing any queued update about the same member). */
 export const enqueue = (state: EngineState, update: NodeStateUpdate): void => {
   state.broadcasts.enqueue({ key: update.nodeId, payload: update, size: Codec.updateSize(update) })
+  if (state.running && !state.gossipArmed) {
+    // back on the schedule it kept while armed: the next tick after now
+    const interval = state.settings.gossipInterval
+    let next = state.gossipTick + interval
+    while (next <= state.now) next += interval
+    state.gossipArmed = true
+    state.setTimer({ _tag: "GossipRound" }, next)
+  }
 }
 
 const NO_MESSAGES: ReadonlyArray<Message> = []

@@ -115,6 +115,12 @@ export class Engine {
         setTags(state, input.tags)
         break
     }
+    if (state.running && !state.reapArmed && state.members.downSince.size > 0) {
+      let next = state.reapTick + REAP_INTERVAL_MILLIS
+      while (next <= state.now) next += REAP_INTERVAL_MILLIS
+      state.reapArmed = true
+      state.setTimer({ _tag: "ReapRound" }, next)
+    }
     return state.takeOutputs()
   }
 
@@ -188,7 +194,10 @@ export class Engine {
       case "GossipRound":
         if (!state.running) return
         gossipRound(state)
-        state.setTimer(timer, state.now + settings.gossipInterval)
+        state.gossipTick = state.now
+        // idle with nothing queued; `enqueue` arms it again (see EngineState.gossipTick)
+        state.gossipArmed = state.broadcasts.pending > 0
+        if (state.gossipArmed) state.setTimer(timer, state.now + settings.gossipInterval)
         return
       case "PushPullRound":
         if (!state.running) return
@@ -203,7 +212,10 @@ export class Engine {
       case "ReapRound":
         if (!state.running) return
         reapRound(state)
-        state.setTimer(timer, state.now + REAP_INTERVAL_MILLIS)
+        state.reapTick = state.now
+        // nothing down and no tombstone: idle until something goes down (see the end of `handle`)
+        state.reapArmed = state.members.downSince.size > 0 || state.table.tombstoneCount > 0
+        if (state.reapArmed) state.setTimer(timer, state.now + REAP_INTERVAL_MILLIS)
         return
       case "ProbeIndirect":
         probeIndirect(state, timer.seq)
@@ -249,7 +261,16 @@ export class Engine {
       ReapRound: REAP_INTERVAL_MILLIS
     }
     for (const round of ROUNDS) {
-      state.setTimer({ _tag: round }, now + first[round] * rng())
+      const at = now + first[round] * rng()
+      if (round === "GossipRound") {
+        state.gossipTick = at - settings.gossipInterval
+        state.gossipArmed = true
+      }
+      if (round === "ReapRound") {
+        state.reapTick = at - REAP_INTERVAL_MILLIS
+        state.reapArmed = true
+      }
+      state.setTimer({ _tag: round }, at)
     }
   }
 
@@ -258,6 +279,8 @@ export class Engine {
     const state = this.#state
     if (!state.running) return
     state.running = false
+    state.gossipArmed = false
+    state.reapArmed = false
     abandonProbe(state)
     for (const round of ROUNDS) state.cancelTimer({ _tag: round })
   }

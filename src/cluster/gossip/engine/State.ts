@@ -118,6 +118,18 @@ export class EngineState {
   leaving = false
   /** Between Start and Stop: the rounds run. */
   running = false
+  /**
+   * The gossip round's schedule: when it last fired (or was first due), and
+   * whether its timer is armed. With nothing queued it is not re-armed — an
+   * idle node does not wake five times a second for nothing — and the next
+   * update arms it again at the schedule's next tick, where it would have run
+   * anyway.
+   */
+  gossipTick = 0
+  gossipArmed = false
+  /** The reaper's schedule, kept the same way: armed only while a member is down or a tombstone kept. */
+  reapTick = 0
+  reapArmed = false
 
   readonly members: Members
   readonly phi: PhiDetectors
