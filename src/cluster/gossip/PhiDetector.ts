@@ -354,6 +354,7 @@ export class PhiDetectors {
     return this.#detectors.size
   }
 
+  /** Whether `id` has a detector (it was heard from since it became a member). */
   has(id: string): boolean {
     return this.#detectors.has(id)
   }

@@ -105,6 +105,7 @@ export interface SetTags {
   readonly tags: Tags
 }
 
+/** Everything the engine can be told: what arrived, what an exchange came to, that time passed, what the application asked. */
 export type Input =
   | Datagram
   | StreamRequest

@@ -108,6 +108,7 @@ export interface Count {
   readonly metric: "packetsRejected" | "suspicions" | "refutations"
 }
 
+/** Everything the engine asks its shell to do: send, open an exchange, answer a stream, wake it later, publish a change, count. */
 export type Output =
   | Send
   | OpenExchange

@@ -61,6 +61,11 @@ export interface NodeSpec {
   readonly joinTimeout?: number | undefined
 }
 
+/**
+ * One simulated member: its engine, its settings, and the shell state a
+ * `Cluster` would keep (join progress, pending exchanges) — driven only by the
+ * `Simulator`, which delivers its inputs and executes its outputs.
+ */
 export class SimulatedNode {
   readonly id: NodeId
   readonly name: string
