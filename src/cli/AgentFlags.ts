@@ -68,6 +68,7 @@ export const flagNames = {
   phiMinStdDeviation: "phi-min-std-deviation",
   phiAcceptablePause: "phi-acceptable-pause",
   maxPacketSize: "max-packet-size",
+  maxMembers: "max-members",
   healthCheckInterval: "health-check-interval",
   healthCheckTimeout: "health-check-timeout"
 } as const satisfies Record<Field, string>
@@ -227,6 +228,7 @@ export const agentFlags = {
   phiMinStdDeviation: durationFlag("phiMinStdDeviation", "Floor of the phi detector's standard deviation"),
   phiAcceptablePause: durationFlag("phiAcceptablePause", "Pause the phi detector tolerates"),
   maxPacketSize: intFlag("maxPacketSize", "Largest UDP payload sent (512..65507)"),
+  maxMembers: intFlag("maxMembers", "Members held at most; announcements beyond are refused (2..1000000)"),
   healthCheckInterval: durationFlag("healthCheckInterval", "Time between health check runs"),
   healthCheckTimeout: durationFlag("healthCheckTimeout", "Time a health check may take"),
   format: Flag.Literals("format", ["human", "json"]).pipe(
@@ -285,6 +287,7 @@ export const emptyAgentFlags: AgentFlags = {
   phiMinStdDeviation: Option.none(),
   phiAcceptablePause: Option.none(),
   maxPacketSize: Option.none(),
+  maxMembers: Option.none(),
   healthCheckInterval: Option.none(),
   healthCheckTimeout: Option.none(),
   format: "human",

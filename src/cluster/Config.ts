@@ -78,6 +78,7 @@ export class ClusterConfig extends Schema.Class<ClusterConfig>("shoal/ClusterCon
   phiMinStdDeviation: Schema.Duration,
   phiAcceptablePause: Schema.Duration,
   maxPacketSize: Schema.Int,
+  maxMembers: Schema.Int,
   healthCheckInterval: Schema.Duration,
   healthCheckTimeout: Schema.Duration
 }) {
@@ -146,6 +147,12 @@ export interface Input {
   readonly phiMinStdDeviation?: DurationInput | undefined
   readonly phiAcceptablePause?: DurationInput | undefined
   readonly maxPacketSize?: number | undefined
+  /**
+   * Members (of any state, this node included) a node holds at most; an
+   * announcement of one more is refused and counted. A bound on what a
+   * stranger can make a node remember (default 10,000).
+   */
+  readonly maxMembers?: number | undefined
   readonly healthCheckInterval?: DurationInput | undefined
   readonly healthCheckTimeout?: DurationInput | undefined
 }
@@ -191,6 +198,7 @@ export const defaults = {
   phiMinStdDeviation: "100 millis",
   phiAcceptablePause: "0 millis",
   maxPacketSize: 1400,
+  maxMembers: 10_000,
   healthCheckInterval: "5 seconds",
   healthCheckTimeout: "2 seconds"
 } as const satisfies Input
@@ -376,7 +384,8 @@ const checkFields = (c: ClusterConfig): InvalidConfiguration | undefined => {
     ["retransmitMult", 1, 64],
     ["awarenessMaxMultiplier", 1, 64],
     ["phiWindowSize", 2, 100_000],
-    ["maxPacketSize", 512, MAX_UDP_PAYLOAD]
+    ["maxPacketSize", 512, MAX_UDP_PAYLOAD],
+    ["maxMembers", 2, 1_000_000]
   ]
   for (const [field, min, max] of ints) {
     const n = c[field] as number
@@ -474,7 +483,8 @@ export const make = Effect.fnUntraced(function* (input: Input = {}) {
       requireEncryption: input.requireEncryption ?? defaults.requireEncryption,
       phiThreshold: input.phiThreshold ?? defaults.phiThreshold,
       phiWindowSize: input.phiWindowSize ?? defaults.phiWindowSize,
-      maxPacketSize: input.maxPacketSize ?? defaults.maxPacketSize
+      maxPacketSize: input.maxPacketSize ?? defaults.maxPacketSize,
+      maxMembers: input.maxMembers ?? defaults.maxMembers
     },
     { disableChecks: true }
   )
@@ -548,6 +558,7 @@ export const environmentVariables = {
   phiMinStdDeviation: "SHOAL_PHI_MIN_STD_DEVIATION",
   phiAcceptablePause: "SHOAL_PHI_ACCEPTABLE_PAUSE",
   maxPacketSize: "SHOAL_MAX_PACKET_SIZE",
+  maxMembers: "SHOAL_MAX_MEMBERS",
   healthCheckInterval: "SHOAL_HEALTH_CHECK_INTERVAL",
   healthCheckTimeout: "SHOAL_HEALTH_CHECK_TIMEOUT"
 } as const satisfies Record<keyof Input, string>
@@ -562,7 +573,8 @@ const numberFields: ReadonlySet<keyof Input> = new Set([
   "awarenessMaxMultiplier",
   "phiThreshold",
   "phiWindowSize",
-  "maxPacketSize"
+  "maxPacketSize",
+  "maxMembers"
 ])
 
 const splitList = (text: string) =>

@@ -102,6 +102,7 @@ describe("stats lines", () => {
     pushPullFailures: 0,
     packetsRejected: 0,
     updatesApplied: 7,
+    updatesRefused: 0,
     transport: { packetsSent: 40, bytesSent: 4096, packetsReceived: 38, bytesReceived: 3000, dropped: 0 },
     awareness: 1,
     envelopeRejected: noRejections

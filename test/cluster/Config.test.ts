@@ -126,6 +126,7 @@ describe("ClusterConfig.make", () => {
     ["keyring", { keyring: ["not base64!"] }],
     ["keyring", { keyring: [Buffer.alloc(16).toString("base64")] }],
     ["replayWindow", { replayWindow: 0 }],
+    ["maxMembers", { maxMembers: 1 }],
     ["reapAfter", { reapAfter: 0 }],
     ["tombstoneTtl", { tombstoneTtl: 0 }],
     ["joinTimeout", { joinTimeout: 0 }],

@@ -459,7 +459,17 @@ const notEncodable = (message: string): never => {
 }
 
 const isSeqNo = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= MAX_SEQ_NO
-const isIncarnation = (n: number): boolean => Number.isSafeInteger(n) && n >= 0
+/**
+ * The highest incarnation on the wire. A member raises its incarnation by one
+ * per refutation, so four billion is out of reach of any real life; a claim
+ * above it is refused on decode, and since the engine also refuses claims
+ * that jump far above what it knows, a member's own refutation always stays
+ * below it and always encodes. (Without a ceiling a forged `Left` at 2⁵³ − 1
+ * evicted a member for good: its refutation at 2⁵³ could not be encoded.)
+ */
+export const MAX_INCARNATION = 0xffff_ffff
+
+const isIncarnation = (n: number): boolean => Number.isSafeInteger(n) && n >= 0 && n <= MAX_INCARNATION
 const isPort = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 65535
 
 /**
@@ -632,7 +642,8 @@ type UpdateFields = { -readonly [K in keyof NodeStateUpdate]?: NodeStateUpdate[K
 const updateFromWire = (wire: WireUpdate): NodeStateUpdate => {
   const state = STATES[wire.state]
   if (state === undefined) invalid(`state: unknown code ${wire.state}`)
-  if (!isIncarnation(wire.incarnation)) invalid(`incarnation: ${wire.incarnation} is not a non-negative integer`)
+  if (!isIncarnation(wire.incarnation))
+    invalid(`incarnation: ${wire.incarnation} is not an integer in 0..${MAX_INCARNATION}`)
   const fields: UpdateFields = {
     nodeId: idFromWire(wire.nodeId, "nodeId"),
     state: state!,

@@ -25,6 +25,8 @@
  *
  * @since 0.1.0
  */
+
+import { randomInt } from "node:crypto"
 import { networkInterfaces } from "node:os"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -147,6 +149,7 @@ export class Swim extends Context.Service<
         // The shell's randomness stays Effect's `Random` (a seeded test replays the whole cluster,
         // network included, from one seed); the simulator gives each engine a generator of its own.
         random: () => random.nextDoubleUnsafe(),
+        initialSeq: randomInt(0, 2 ** 32 - 1),
         table: registry.table,
         phi: phi.detectors
       })

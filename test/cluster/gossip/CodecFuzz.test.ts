@@ -13,6 +13,7 @@ import { SerializationError } from "../../../src/cluster/Errors.ts"
 import * as Codec from "../../../src/cluster/gossip/Codec.ts"
 import {
   Ack,
+  MAX_INCARNATION,
   MAX_SEQ_NO,
   type Message,
   Nack,
@@ -89,7 +90,7 @@ const updateArb = fc.oneof(
       rpcAddress: addressArb,
       tags: fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), fc.string({ maxLength: 12 }), { maxKeys: 4 }),
       state: stateArb,
-      incarnation: fc.oneof(fc.nat(100), fc.maxSafeNat())
+      incarnation: fc.oneof(fc.nat(100), fc.nat(MAX_INCARNATION))
     })
     .map((n) => NodeStateUpdate.fromNode(new ClusterNode(n))),
   fc

@@ -8,6 +8,7 @@ import {
   HostFromWire,
   ipv4ToBytes,
   isNodeIdBytes,
+  MAX_INCARNATION,
   MAX_SEQ_NO,
   messageToWire,
   Nack,
@@ -357,11 +358,11 @@ describe("wire conversion", () => {
     }
   })
 
-  it("refuses incarnations that are not non-negative safe integers", () => {
-    for (const bad of [-1, 0.5, 2 ** 53, Number.POSITIVE_INFINITY, Number.NaN]) {
+  it("refuses incarnations that are not integers in 0..MAX_INCARNATION (2^32 - 1)", () => {
+    for (const bad of [-1, 0.5, MAX_INCARNATION + 1, 2 ** 53, Number.POSITIVE_INFINITY, Number.NaN]) {
       expect(failure(packetFromWire(withUpdate({ incarnation: bad }))), String(bad)).toContain("updates[0].incarnation")
     }
-    expect(Result.isSuccess(packetFromWire(withUpdate({ incarnation: Number.MAX_SAFE_INTEGER })))).toBe(true)
+    expect(Result.isSuccess(packetFromWire(withUpdate({ incarnation: MAX_INCARNATION })))).toBe(true)
   })
 
   it("refuses ports outside 0..65535, empty hosts and packed addresses of the wrong length", () => {

@@ -78,11 +78,15 @@ describe("Lifeguard on the simulated network", () => {
           const network = yield* SimNetwork
           const n0 = yield* startNode(0)
           const n1 = yield* startNode(1)
-          const nodes = [n0, n1]
+          const n2 = yield* startNode(2)
+          const nodes = [n0, n1, n2]
           yield* advanceUntil(allSee(nodes, nodes, "Alive"), 10_000)
           yield* TestClock.adjust(30_000)
           const helper = yield* n1.cluster.localNode
           const requestor = (yield* n0.cluster.localNode).id
+          // the target: a member the helper knows at its address, that no longer answers
+          const silent = yield* n2.cluster.localNode
+          yield* network.isolate(n2.address)
           const elapsed = yield* runWithClock(
             Effect.scoped(
               Effect.gen(function* () {
@@ -96,8 +100,8 @@ describe("Lifeguard on the simulated network", () => {
                 const req = new PingReq({
                   seq: 4242,
                   requestor,
-                  target: "0b3f5a0e-2c4d-4e8f-9a1b-3c5d7e9f1a2b" as NodeId,
-                  targetAddress: addressOf(200)
+                  target: silent.id,
+                  targetAddress: silent.gossipAddress
                 })
                 const t0 = yield* Clock.currentTimeMillis
                 yield* rogue.send(
@@ -123,6 +127,54 @@ describe("Lifeguard on the simulated network", () => {
           // handleIndirectPing); shoal's after 0.8 × pingTimeout = 400 ms, whatever its own score.
           expect(elapsed).toBeLessThan(500)
           yield* stopAll(nodes)
+        })
+      ),
+    30_000
+  )
+
+  it.effect(
+    "a ping-req is honoured only for a member known at the address it names: a stranger cannot make a node ping anywhere",
+    () =>
+      sim(
+        116,
+        Effect.gen(function* () {
+          const network = yield* SimNetwork
+          const pinged: Array<string> = []
+          const n0 = yield* startNode(0)
+          const n1 = yield* startNode(
+            1,
+            {},
+            [0],
+            spying((to, packet) => {
+              if (packet?.messages.some((m) => m._tag === "Ping")) pinged.push(String(to))
+            })
+          )
+          yield* advanceUntil(allSee([n0, n1], [n0, n1], "Alive"), 10_000)
+          const requestor = (yield* n0.cluster.localNode).id
+          const known = yield* n0.cluster.localNode
+          yield* Effect.scoped(
+            Effect.gen(function* () {
+              const rogue = yield* network.attach(new Address({ host: "10.9.9.5", port: 7946 }))
+              const requests = [
+                // nobody n1 knows
+                new PingReq({
+                  seq: 1,
+                  requestor,
+                  target: "0b3f5a0e-2c4d-4e8f-9a1b-3c5d7e9f1a2b" as NodeId,
+                  targetAddress: addressOf(200)
+                }),
+                // a member n1 knows, at another address
+                new PingReq({ seq: 2, requestor, target: known.id, targetAddress: addressOf(201) })
+              ]
+              for (const req of requests) {
+                yield* rogue.send(n1.address, Codec.encodePacket({ label: "shoal" }, { messages: [req], updates: [] }))
+              }
+              yield* TestClock.adjust(1_000)
+            })
+          )
+          expect(pinged.filter((to) => to === String(addressOf(200)) || to === String(addressOf(201)))).toEqual([])
+          expect((yield* n1.cluster.stats).updatesRefused).toBeGreaterThanOrEqual(2)
+          yield* stopAll([n0, n1])
         })
       ),
     30_000

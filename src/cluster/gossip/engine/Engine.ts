@@ -56,6 +56,14 @@ export interface EngineOptions {
   readonly table?: MemberTable | undefined
   /** The phi detectors to feed (the `PhiDetector` service's); fresh ones by default. */
   readonly phi?: PhiDetectors | undefined
+  /**
+   * Where probe sequence numbers start (default 0). The shell passes a value
+   * from the OS's CSPRNG, so a stranger cannot guess which acks are awaited
+   * (spraying acks for sequence numbers 1, 2, 3… once hid a crash); sequence
+   * numbers drive no decision, so a simulation stays deterministic whatever
+   * the start.
+   */
+  readonly initialSeq?: number | undefined
 }
 
 export class Engine {
@@ -68,7 +76,8 @@ export class Engine {
       identity: options.identity,
       table: options.table ?? new MemberTable(),
       phi: options.phi ?? new PhiDetectors(settings.phi, settings.phiThreshold),
-      rng: typeof options.random === "number" ? seeded(options.random) : options.random
+      rng: typeof options.random === "number" ? seeded(options.random) : options.random,
+      initialSeq: options.initialSeq ?? 0
     })
     const state = this.#state
     state.publish(state.table.upsert(state.self))
@@ -147,6 +156,7 @@ export class Engine {
     return this.#state.phi
   }
 
+  /** A copy of the engine's counters (the shell adds its transport's to them). */
   stats(): SwimStats {
     return { ...this.#state.counters }
   }

@@ -16,6 +16,7 @@ import { Ack, type Packet } from "../Messages.ts"
 import { addressKey } from "./Addresses.ts"
 import { send } from "./Dissemination.ts"
 import { heardFrom } from "./Healing.ts"
+import { updatesOfPacket } from "./Limits.ts"
 import { onAck, onNack } from "./Probing.ts"
 import { onPingReq } from "./Relaying.ts"
 import { PHI_COALESCE_MILLIS } from "./Settings.ts"
@@ -45,7 +46,7 @@ export const receive = (state: EngineState, from: Address, payload: Uint8Array |
 const handlePacket = (state: EngineState, from: Address, packet: Packet): void => {
   const sender = state.members.addresses.current(addressKey(from))
   if (sender !== undefined) heartbeat(state, sender)
-  for (const update of packet.updates) applyUpdate(state, update)
+  for (const update of updatesOfPacket(state, packet.updates)) applyUpdate(state, update)
   for (const message of packet.messages) {
     switch (message._tag) {
       case "Ping":

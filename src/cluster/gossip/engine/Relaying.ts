@@ -18,12 +18,13 @@ import type { Address } from "../../Node.ts"
 import { Ack, Nack, Ping, type PingReq } from "../Messages.ts"
 import { addressKey } from "./Addresses.ts"
 import { send } from "./Dissemination.ts"
+import { knownAt } from "./Limits.ts"
 import { NACK_AT } from "./Settings.ts"
 import { type EngineState, TRUSTED, type Waiter } from "./State.ts"
 
 /** A ping-req from `from`: ping its target on its behalf. */
 export const onPingReq = (state: EngineState, from: Address, request: PingReq): void => {
-  if (state.leaving) return
+  if (state.leaving || !knownAt(state, request.target, request.targetAddress)) return
   const seq = state.nextSeq()
   state.waiters.set(seq, {
     kind: "relay",

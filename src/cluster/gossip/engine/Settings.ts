@@ -13,12 +13,15 @@ import { DEFAULT_MAX_UPDATES } from "../Codec.ts"
 import { ENVELOPE_OVERHEAD } from "../Keyring.ts"
 import { makeSettings, optionsFromConfig, type Settings as PhiSettings } from "../PhiDetector.ts"
 
+/** The engine's configuration in the units it computes with (milliseconds, counts), derived once from `ClusterConfig`. */
 export interface EngineSettings {
   readonly clusterLabel: string
   /** What the engine packs a datagram to (the configured size, less the envelope when gossip is sealed). */
   readonly maxPacketSize: number
-  /** Updates piggybacked on one packet at most. */
+  /** Updates piggybacked on one packet at most (sent, and applied from a received one). */
   readonly maxUpdatesPerPacket: number
+  /** Members held at most (see `Limits`). */
+  readonly maxMembers: number
   readonly probeInterval: number
   readonly pingTimeout: number
   readonly indirectChecks: number
@@ -88,6 +91,7 @@ export const settingsFromConfig = (config: ClusterConfig): EngineSettings => ({
   // a sealed packet is ENVELOPE_OVERHEAD bytes longer than what the engine packs
   maxPacketSize: config.maxPacketSize - (config.keyring === undefined ? 0 : ENVELOPE_OVERHEAD),
   maxUpdatesPerPacket: DEFAULT_MAX_UPDATES,
+  maxMembers: config.maxMembers,
   probeInterval: Duration.toMillis(config.probeInterval),
   pingTimeout: Duration.toMillis(config.pingTimeout),
   indirectChecks: config.indirectChecks,

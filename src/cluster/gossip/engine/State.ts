@@ -167,8 +167,10 @@ export class EngineState {
     readonly table: MemberTable
     readonly phi: PhiDetectors
     readonly rng: Rng
+    readonly initialSeq: number
   }) {
     const { identity, settings } = options
+    this.#seq = options.initialSeq
     this.settings = settings
     this.rng = options.rng
     this.boundAddress = identity.boundAddress

@@ -24,6 +24,13 @@ export interface SwimStats {
   readonly pushPullFailures: number
   readonly packetsRejected: number
   readonly updatesApplied: number
+  /**
+   * Claims refused by the engine's limits (see `Limits`): an incarnation far
+   * above what is known, a member beyond `maxMembers`, an announcement too
+   * large, updates past the per-packet cap, a ping-req for a member unknown
+   * at that address.
+   */
+  readonly updatesRefused: number
 }
 
 /** The mutable counters behind {@link SwimStats}. */
@@ -43,5 +50,6 @@ export const zeroCounters = (): Counters => ({
   pushPulls: 0,
   pushPullFailures: 0,
   packetsRejected: 0,
-  updatesApplied: 0
+  updatesApplied: 0,
+  updatesRefused: 0
 })

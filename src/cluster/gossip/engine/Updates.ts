@@ -14,6 +14,7 @@ import type { NodeStateUpdate } from "../Messages.ts"
 import { Suspicion, suspicionBounds } from "../Suspicion.ts"
 import { enqueue } from "./Dissemination.ts"
 import { welcomeBack } from "./Healing.ts"
+import { admitted } from "./Limits.ts"
 import { verifyOthersAt } from "./Replacement.ts"
 import { TIMER_SLACK_MILLIS } from "./Settings.ts"
 import type { EngineState } from "./State.ts"
@@ -23,6 +24,7 @@ import type { EngineState } from "./State.ts"
  * re-broadcast. A claim about this node goes to {@link claimAboutSelf}.
  */
 export const applyUpdate = (state: EngineState, update: NodeStateUpdate): void => {
+  if (!admitted(state, update)) return
   if (update.nodeId === state.self.id) {
     claimAboutSelf(state, update)
     return

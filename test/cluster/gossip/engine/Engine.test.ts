@@ -65,7 +65,13 @@ describe("Engine transitions", () => {
       from: peerAddress(0),
       payload: {
         messages: [new PingReq({ seq: 77, requestor: peerId(0), target: peerId(1), targetAddress: peerAddress(1) })],
-        updates: []
+        // the target is a member the helper knows at that address (a ping-req for anyone else is refused)
+        updates: [
+          new NodeStateUpdate(
+            { nodeId: peerId(1), state: "Alive", incarnation: 1, name: "p1", gossipAddress: peerAddress(1) },
+            { disableChecks: true }
+          )
+        ]
       }
     })
     const relay = [...driver.timers.values()].find((t) => t.timer._tag === "Relay")!
