@@ -229,6 +229,54 @@ describe("UdpTransport (127.0.0.1)", () => {
     })
   )
 
+  it.live("served streams together hold at most maxBufferedBytes: a claim costs only the bytes sent", () =>
+    Effect.gen(function* () {
+      const a = yield* open()
+      const b = yield* Effect.map(
+        Layer.build(UdpTransport.layer({ bind: loopback(), maxBufferedBytes: 1000 })),
+        (context) => Context.get(context, Transport)
+      )
+      const port = b.localAddress.port
+      yield* b.serve((_, request) => Effect.succeed(request), { maxBytes: 600, timeout: "10 seconds" })
+      const frame = (length: number, bytes: number) => {
+        const out = new Uint8Array(4 + bytes)
+        new DataView(out.buffer).setUint32(0, length)
+        return out
+      }
+
+      // slow: claims 600 bytes, sends 500 and holds on
+      let slowReceived = 0
+      const slow = Net.createConnection({ host: "127.0.0.1", port })
+      slow.on("data", (chunk) => {
+        slowReceived += chunk.length
+      })
+      slow.on("error", () => {})
+      const slowClosed = Effect.callback<void>((resume) => {
+        slow.on("close", () => resume(Effect.void))
+        return Effect.sync(() => slow.destroy())
+      })
+      slow.write(frame(600, 500))
+      // a whole exchange later, the server has read the slow connection's bytes
+      const small = yield* a.exchange(b.localAddress, text("small"), { timeout: "5 seconds", maxBytes: 1024 })
+      assert.strictEqual(decode(small), "small")
+
+      // another full frame would take the held bytes past the limit: that connection is closed
+      const greedy = yield* rawConnection(port, (conn) => conn.write(frame(600, 600))).pipe(
+        within("5 seconds", "over-budget connection closed")
+      )
+      assert.strictEqual(greedy.received, 0)
+
+      // the slow one completes and is answered
+      slow.end(new Uint8Array(100))
+      yield* slowClosed.pipe(within("5 seconds", "slow connection answered"))
+      assert.strictEqual(slowReceived, 604)
+
+      // and what it held is given back: a full frame fits again
+      const full = yield* a.exchange(b.localAddress, new Uint8Array(600), { timeout: "5 seconds", maxBytes: 1024 })
+      assert.strictEqual(full.length, 600)
+    })
+  )
+
   it.live("binding a port in use fails with NetworkError naming the address", () =>
     Effect.gen(function* () {
       const a = yield* open()

@@ -5,9 +5,11 @@
  *
  * Stream framing: a 4-byte big-endian length, then that many bytes; one
  * request and one response per connection. The length is checked against
- * `maxBytes` before a single byte of the body is buffered, and the whole
- * exchange runs under its timeout, so a peer that sends garbage, trickles
- * bytes or claims a huge length only ever closes its own connection.
+ * `maxBytes` before a single byte of the body is buffered, the body is held
+ * only as its bytes arrive (all served connections together within
+ * `maxBufferedBytes`), and the whole exchange runs under its timeout, so a
+ * peer that sends garbage, trickles bytes or claims a huge length only ever
+ * closes its own connection.
  *
  * Everything (UDP socket, TCP server, connections, fibers) belongs to the
  * layer's scope and is closed with it.
@@ -47,6 +49,12 @@ export interface UdpTransportOptions {
   readonly maxConnections?: number
   /** With port 0: how many ports to try when TCP cannot get the port UDP got (default 5). */
   readonly bindAttempts?: number
+  /**
+   * Bytes all served exchanges may hold at once (default 32 MiB, and never
+   * less than one frame of the served `maxBytes`); a connection whose next
+   * chunk would exceed it is closed.
+   */
+  readonly maxBufferedBytes?: number
 }
 
 // -- metrics (process-wide, across transports) ---------------------------------
@@ -96,19 +104,33 @@ const networkError = (message: string, address: string, cause?: unknown): Networ
   cause === undefined ? new NetworkError({ message, address }) : new NetworkError({ message, address, cause })
 
 /**
- * Reads one length-prefixed frame. The body is allocated only after its
- * length passed `maxBytes` (NaN refuses everything); bytes after the frame
- * are ignored.
+ * Bytes that served streams may hold at once, shared by every connection: a
+ * peer that claims a large frame and sends it slowly holds only what it sent,
+ * and all of them together no more than the limit.
+ */
+interface ByteBudget {
+  used: number
+  readonly limit: number
+}
+
+/**
+ * Reads one length-prefixed frame. A claimed length above `maxBytes` is
+ * refused at once (NaN refuses everything); the body grows as its bytes
+ * arrive — nothing is allocated from the claim — and each chunk is charged
+ * to `budget` (when given) through `held`, which the caller gives back when
+ * the exchange ends. Bytes after the frame are ignored.
  */
 const readFrame = (
   pull: Effect.Effect<NonEmptyReadonlyArray<Uint8Array>, Socket.SocketError>,
   maxBytes: number,
-  peer: string
+  peer: string,
+  budget?: { readonly shared: ByteBudget; held: number }
 ): Effect.Effect<Uint8Array, NetworkError> =>
   Effect.gen(function* () {
     const header = new Uint8Array(4)
     let headerFilled = 0
-    let body: Uint8Array | undefined
+    let length = -1
+    const parts: Array<Uint8Array> = []
     let bodyFilled = 0
     while (true) {
       const chunks = yield* Effect.mapError(pull, (cause) =>
@@ -117,29 +139,51 @@ const readFrame = (
       for (const chunk of chunks) {
         let offset = 0
         while (offset < chunk.length) {
-          if (body === undefined) {
+          if (length < 0) {
             const n = Math.min(4 - headerFilled, chunk.length - offset)
             header.set(chunk.subarray(offset, offset + n), headerFilled)
             headerFilled += n
             offset += n
             if (headerFilled < 4) continue
-            const length = new DataView(header.buffer).getUint32(0)
+            length = new DataView(header.buffer).getUint32(0)
             if (!(length <= maxBytes)) {
               return yield* networkError(`frame of ${length} bytes exceeds the limit of ${maxBytes}`, peer)
             }
-            body = new Uint8Array(length)
-            if (length === 0) return body
+            if (length === 0) return new Uint8Array(0)
           } else {
-            const n = Math.min(body.length - bodyFilled, chunk.length - offset)
-            body.set(chunk.subarray(offset, offset + n), bodyFilled)
+            const n = Math.min(length - bodyFilled, chunk.length - offset)
+            if (budget !== undefined) {
+              // one frame of the largest size always fits on its own
+              const limit = Math.max(budget.shared.limit, maxBytes)
+              if (budget.shared.used + n > limit) {
+                return yield* networkError(
+                  `served streams already hold ${budget.shared.used} bytes (limit ${limit})`,
+                  peer
+                )
+              }
+              budget.shared.used += n
+              budget.held += n
+            }
+            parts.push(chunk.subarray(offset, offset + n))
             bodyFilled += n
             offset += n
-            if (bodyFilled === body.length) return body
+            if (bodyFilled === length) return concat(parts, length)
           }
         }
       }
     }
   })
+
+const concat = (parts: ReadonlyArray<Uint8Array>, length: number): Uint8Array => {
+  if (parts.length === 1) return parts[0]!
+  const body = new Uint8Array(length)
+  let at = 0
+  for (const part of parts) {
+    body.set(part, at)
+    at += part.length
+  }
+  return body
+}
 
 /**
  * A TCP connection whose socket is destroyed (not half-closed) when the scope
@@ -240,11 +284,15 @@ export const make = Effect.fn("UdpTransport.make")(function* (
   const receiveCapacity = options.receiveCapacity ?? 4096
   const maxConnections = options.maxConnections ?? 64
   const bindAttempts = options.bindAttempts ?? 5
+  const streamBytes: ByteBudget = { used: 0, limit: options.maxBufferedBytes ?? 32 * 1024 * 1024 }
   if (!Number.isSafeInteger(receiveCapacity) || receiveCapacity < 1) {
     return yield* networkError("receiveCapacity must be a positive integer", shown)
   }
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) {
     return yield* networkError("maxConnections must be a positive integer", shown)
+  }
+  if (!Number.isSafeInteger(streamBytes.limit) || streamBytes.limit < 1) {
+    return yield* networkError("maxBufferedBytes must be a positive integer", shown)
   }
 
   const dns = yield* NodeDns.make().pipe(
@@ -400,12 +448,13 @@ export const make = Effect.fn("UdpTransport.make")(function* (
       }
       active++
       connections.add(conn)
+      const held = { shared: streamBytes, held: 0 }
       yield* Effect.gen(function* () {
         const pull = yield* Effect.mapError(Socket.readerBytes(socket), (cause) =>
           networkError("cannot read the stream", shownPeer, cause)
         )
         const out = yield* socket.writer
-        const request = yield* readFrame(pull, current.maxBytes, shownPeer)
+        const request = yield* readFrame(pull, current.maxBytes, shownPeer, held)
         const response = yield* current.handler(peer, request)
         if (response.length > maxFrame) return yield* networkError("response too large to frame", shownPeer)
         yield* Effect.mapError(out.writeAll([lengthPrefix(response.length), response]), (cause) =>
@@ -431,6 +480,7 @@ export const make = Effect.fn("UdpTransport.make")(function* (
           Effect.sync(() => {
             active--
             connections.delete(conn)
+            streamBytes.used -= held.held
           })
         )
       )

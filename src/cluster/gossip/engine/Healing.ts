@@ -14,7 +14,7 @@ import { type Address, type ClusterNode, type NodeId, parseAddress } from "../..
 import { addressKey } from "./Addresses.ts"
 import { pushPullInBackground, pushPullInSlot } from "./AntiEntropy.ts"
 import { index } from "./Rng.ts"
-import { MAX_BACKGROUND_EXCHANGES, MAX_COOLDOWN_ENTRIES, PUSH_PULL_TIMEOUT_MILLIS } from "./Settings.ts"
+import { MAX_BACKGROUND_EXCHANGES, MAX_COOLDOWN_ENTRIES, PUSH_PULL_TIMEOUT_MILLIS, STRANGER_BURST } from "./Settings.ts"
 import type { EngineState } from "./State.ts"
 
 /** Whether `key` may be contacted again (at most once per `cooldown`), recording the attempt. */
@@ -51,9 +51,27 @@ export const heardFrom = (state: EngineState, id: NodeId, source: Address, learn
   }
   const key = addressKey(source)
   if (!learn || !cooledDown(state.lastLearnt, key, state.now, cooldown)) return
+  if (!strangerToken(state)) {
+    // not now: its next ping may find a token
+    state.lastLearnt.delete(key)
+    state.counters.exchangesDeferred++
+    return
+  }
   // Its join announcement missed us (gossip is probabilistic), or we reaped it: rather than
   // wait up to a push-pull interval, exchange state with it now.
   pushPullInBackground(state, key, source, id)
+}
+
+/** Takes one of the tokens that bound exchanges with strangers (refilled one per probe interval). */
+const strangerToken = (state: EngineState): boolean => {
+  const refill = Math.floor((state.now - state.strangerTokensAt) / state.settings.probeInterval)
+  if (refill > 0) {
+    state.strangerTokens = Math.min(STRANGER_BURST, state.strangerTokens + refill)
+    state.strangerTokensAt += refill * state.settings.probeInterval
+  }
+  if (state.strangerTokens < 1) return false
+  state.strangerTokens--
+  return true
 }
 
 /**

@@ -66,6 +66,13 @@ export const PUSH_PULL_TIMEOUT_MILLIS = 10_000
  */
 export const MAX_BACKGROUND_EXCHANGES = 4
 
+/**
+ * Exchanges with strangers that may start back to back (then one per probe
+ * interval): enough for a handful of nodes joining at once, too few to make
+ * this node a reflector for forged pings.
+ */
+export const STRANGER_BURST = 4
+
 /** Failed members remembered as reconnect targets; the oldest go first beyond this. */
 export const MAX_RECONNECT_TARGETS = 4096
 

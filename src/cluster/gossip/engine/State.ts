@@ -20,7 +20,7 @@ import type { Suspicion } from "../Suspicion.ts"
 import { Members } from "./Members.ts"
 import { type Output, type Timer, timerKey } from "./Output.ts"
 import type { Rng } from "./Rng.ts"
-import type { EngineSettings, Identity } from "./Settings.ts"
+import { type EngineSettings, type Identity, STRANGER_BURST } from "./Settings.ts"
 import { type Counters, zeroCounters } from "./Stats.ts"
 
 /** The probe in flight (one at a time: a round ends before the next begins). */
@@ -149,6 +149,13 @@ export class EngineState {
   /** When each dead member heard from was last revived, and each stranger last learnt from. */
   readonly lastRevived = new Map<NodeId, number>()
   readonly lastLearnt = new Map<string, number>()
+  /**
+   * Exchanges with strangers this node may still start, refilled one per
+   * probe interval up to `STRANGER_BURST`: distinct (or forged) sources cannot
+   * make it connect out faster than that.
+   */
+  strangerTokens = STRANGER_BURST
+  strangerTokensAt = 0
   /** Seed resolutions asked for by a reconnect round, with the draw that picks among their addresses. */
   readonly resolving = new Map<number, number>()
 

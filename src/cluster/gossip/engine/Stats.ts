@@ -18,7 +18,11 @@ export interface SwimStats {
   readonly replacements: number
   /** Exchanges started with a member held dead because it was heard from (a healed partition, a resumed process). */
   readonly revivals: number
-  /** Background exchanges not started because `MAX_BACKGROUND_EXCHANGES` were already in flight. */
+  /**
+   * Background exchanges not started because `MAX_BACKGROUND_EXCHANGES` were
+   * already in flight, or because strangers asked for more than `STRANGER_BURST`
+   * plus one per probe interval.
+   */
   readonly exchangesDeferred: number
   readonly pushPulls: number
   readonly pushPullFailures: number

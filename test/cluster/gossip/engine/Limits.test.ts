@@ -4,9 +4,10 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { MAX_INCARNATION_JUMP } from "../../../../src/cluster/gossip/engine/Limits.ts"
-import { MAX_INCARNATION, type NodeState, NodeStateUpdate } from "../../../../src/cluster/gossip/Messages.ts"
-import type { Tags } from "../../../../src/cluster/Node.ts"
-import { defaultSettings, Driver, peerAddress, peerId, SELF_ID } from "./harness.ts"
+import { STRANGER_BURST } from "../../../../src/cluster/gossip/engine/Settings.ts"
+import { MAX_INCARNATION, NodeStateUpdate, Ping } from "../../../../src/cluster/gossip/Messages.ts"
+import { Address, type NodeState, type Tags } from "../../../../src/cluster/Node.ts"
+import { Driver, defaultSettings, peerAddress, peerId, SELF_ID } from "./harness.ts"
 
 const alive = (i: number, incarnation = 1, tags: Tags = {}) =>
   new NodeStateUpdate(
@@ -93,5 +94,41 @@ describe("Limits", () => {
     expect(refused(driver)).toBe(1)
     deliver(driver, [alive(1, 1, { blob: "x".repeat(200) })])
     expect(driver.engine.table.get(peerId(1))?.state).toBe("Alive")
+  })
+
+  it("pings from strangers start at most STRANGER_BURST exchanges at once, then one per probe interval", () => {
+    const driver = new Driver({ seed: 8 })
+    const probeInterval = defaultSettings().probeInterval
+    let stranger = 0
+    /** `n` pings from strangers at distinct (attacker-chosen) addresses; the exchanges they started, each failed at once. */
+    const strangersPing = (n: number) => {
+      let opened = 0
+      for (let i = 0; i < n; i++) {
+        stranger++
+        const from = new Address({ host: "10.9.0.1", port: 10_000 + stranger })
+        const outputs = driver.handle({
+          _tag: "Datagram",
+          from,
+          payload: {
+            messages: [new Ping({ seq: stranger, from: peerId(100 + stranger), target: SELF_ID })],
+            updates: []
+          }
+        })
+        for (const output of outputs) {
+          if (output._tag !== "OpenExchange") continue
+          opened++
+          driver.handle({ _tag: "ExchangeFailed", id: output.id, reason: "refused", timedOut: false })
+        }
+      }
+      return opened
+    }
+    expect(strangersPing(20)).toBe(STRANGER_BURST)
+    driver.advanceTo(probeInterval / 2)
+    expect(strangersPing(20)).toBe(0)
+    driver.advanceTo(probeInterval)
+    expect(strangersPing(20)).toBe(1)
+    driver.advanceTo(10 * probeInterval)
+    expect(strangersPing(20)).toBe(STRANGER_BURST)
+    expect(driver.engine.stats().exchangesDeferred).toBe(80 - 2 * STRANGER_BURST - 1)
   })
 })
