@@ -277,6 +277,54 @@ describe("UdpTransport (127.0.0.1)", () => {
     })
   )
 
+  it.live("one source holds at most maxConnectionsPerSource exchanges; another address is still served", () =>
+    Effect.gen(function* () {
+      const b = yield* Effect.map(
+        Layer.build(UdpTransport.layer({ bind: loopback(), maxConnectionsPerSource: 3, countLoopback: true })),
+        (context) => Context.get(context, Transport)
+      )
+      const port = b.localAddress.port
+      yield* b.serve((_, request) => Effect.succeed(request), { maxBytes: 1024, timeout: "10 seconds" })
+      const idle: Array<Net.Socket> = []
+      yield* Effect.addFinalizer(() => Effect.sync(() => idle.forEach((conn) => conn.destroy())))
+      // three idle connections from 127.0.0.1, each with half a length prefix
+      for (let i = 0; i < 3; i++) {
+        yield* Effect.callback<void>((resume) => {
+          const conn = Net.createConnection({ host: "127.0.0.1", port, localAddress: "127.0.0.1" }, () => {
+            conn.write(Uint8Array.of(0, 0))
+            resume(Effect.void)
+          })
+          conn.on("error", () => {})
+          idle.push(conn)
+        })
+      }
+      const echo = (localAddress: string) =>
+        Effect.callback<{ readonly received: number }>((resume) => {
+          const conn = Net.createConnection({ host: "127.0.0.1", port, localAddress }, () =>
+            conn.write(Uint8Array.of(0, 0, 0, 2, 7, 7))
+          )
+          let received = 0
+          conn.on("data", (chunk) => {
+            received += chunk.length
+          })
+          conn.on("error", () => {})
+          conn.on("close", () => resume(Effect.succeed({ received })))
+          return Effect.sync(() => conn.destroy())
+        }).pipe(within("5 seconds", `echo from ${localAddress}`))
+      // a fourth from the same address is closed unanswered; one from 127.0.0.2 is answered
+      assert.strictEqual((yield* echo("127.0.0.1")).received, 0)
+      assert.strictEqual((yield* echo("127.0.0.2")).received, 6)
+      // once the idle ones go, 127.0.0.1 is served again
+      idle.forEach((conn) => conn.destroy())
+      let served = 0
+      for (let attempt = 0; attempt < 50 && served === 0; attempt++) {
+        served = (yield* echo("127.0.0.1")).received
+        if (served === 0) yield* Effect.sleep("20 millis")
+      }
+      assert.strictEqual(served, 6)
+    })
+  )
+
   it.live("binding a port in use fails with NetworkError naming the address", () =>
     Effect.gen(function* () {
       const a = yield* open()

@@ -47,6 +47,15 @@ export interface UdpTransportOptions {
   readonly receiveCapacity?: number
   /** Exchanges served at once; further connections are closed at once (default 64). */
   readonly maxConnections?: number
+  /**
+   * Exchanges served at once for one remote IP address (default 8), so that
+   * one sender cannot hold every slot; connections from loopback are not
+   * counted unless `countLoopback` (a sender on this host is inside already,
+   * and a cluster of agents on 127.0.0.1 shares one address).
+   */
+  readonly maxConnectionsPerSource?: number
+  /** Apply `maxConnectionsPerSource` to loopback sources too (default false). */
+  readonly countLoopback?: boolean
   /** With port 0: how many ports to try when TCP cannot get the port UDP got (default 5). */
   readonly bindAttempts?: number
   /**
@@ -93,6 +102,8 @@ const exchangesFailed = Metric.counter("shoal_transport_exchanges_failed", {
 const maxFrame = 0xffff_ffff
 
 const isIpLiteral = (host: string): boolean => Result.isSuccess(NetAddress.ipFromString(host))
+
+const isLoopback = (host: string): boolean => host === "::1" || host.startsWith("127.")
 
 const lengthPrefix = (length: number): Uint8Array => {
   const header = new Uint8Array(4)
@@ -283,6 +294,7 @@ export const make = Effect.fn("UdpTransport.make")(function* (
   const shown = formatAddress(options.bind)
   const receiveCapacity = options.receiveCapacity ?? 4096
   const maxConnections = options.maxConnections ?? 64
+  const maxPerSource = options.maxConnectionsPerSource ?? 8
   const bindAttempts = options.bindAttempts ?? 5
   const streamBytes: ByteBudget = { used: 0, limit: options.maxBufferedBytes ?? 32 * 1024 * 1024 }
   if (!Number.isSafeInteger(receiveCapacity) || receiveCapacity < 1) {
@@ -290,6 +302,9 @@ export const make = Effect.fn("UdpTransport.make")(function* (
   }
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) {
     return yield* networkError("maxConnections must be a positive integer", shown)
+  }
+  if (!Number.isSafeInteger(maxPerSource) || maxPerSource < 1) {
+    return yield* networkError("maxConnectionsPerSource must be a positive integer", shown)
   }
   if (!Number.isSafeInteger(streamBytes.limit) || streamBytes.limit < 1) {
     return yield* networkError("maxBufferedBytes must be a positive integer", shown)
@@ -422,6 +437,8 @@ export const make = Effect.fn("UdpTransport.make")(function* (
   let serving: Serving | undefined
   let active = 0
   const connections = new Set<Net.Socket>()
+  /** Exchanges in flight per remote IP (loopback not counted unless asked). */
+  const perSource = new Map<string, number>()
 
   const serveConnection = (socket: Socket.Socket) =>
     Effect.gen(function* () {
@@ -439,6 +456,16 @@ export const make = Effect.fn("UdpTransport.make")(function* (
         { disableChecks: true }
       )
       const shownPeer = formatAddress(peer)
+      const source = options.countLoopback !== true && isLoopback(peer.host) ? undefined : peer.host
+      const fromSource = source === undefined ? 0 : (perSource.get(source) ?? 0)
+      if (fromSource >= maxPerSource) {
+        conn.destroy()
+        yield* Effect.logDebug("refused a connection: its address holds every slot it may").pipe(
+          Effect.annotateLogs({ peer: shownPeer, maxConnectionsPerSource: maxPerSource })
+        )
+        return yield* Metric.update(exchangesFailed, 1)
+      }
+      if (source !== undefined) perSource.set(source, fromSource + 1)
       conn.setNoDelay(true)
       // backstop: a connection idle for the whole timeout is destroyed even if no fiber watches it
       const idle = finiteMillis(current.timeout)
@@ -481,6 +508,11 @@ export const make = Effect.fn("UdpTransport.make")(function* (
             active--
             connections.delete(conn)
             streamBytes.used -= held.held
+            if (source !== undefined) {
+              const left = (perSource.get(source) ?? 1) - 1
+              if (left === 0) perSource.delete(source)
+              else perSource.set(source, left)
+            }
           })
         )
       )
