@@ -22,13 +22,21 @@ import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as ClusterConfig from "./Config.ts"
-import { ClusterClosed, type ClusterError, type InvalidConfiguration, NodeNotFound } from "./Errors.ts"
+import {
+  ClusterClosed,
+  type ClusterError,
+  type InvalidConfiguration,
+  type JoinFailed,
+  NodeNotFound,
+  NotFailed
+} from "./Errors.ts"
 import type { ClusterEvent } from "./Events.ts"
 import * as Codec from "./gossip/Codec.ts"
 import { GossipKeys, type KeyringReport } from "./gossip/GossipKeys.ts"
 import { GossipService } from "./gossip/GossipService.ts"
 import { installCommand, KeyringCommand } from "./gossip/KeyringCommand.ts"
-import { PhiDetector } from "./gossip/PhiDetector.ts"
+import { NodeStateUpdate } from "./gossip/Messages.ts"
+import { PhiDetector, type PhiReading } from "./gossip/PhiDetector.ts"
 import { NodeRegistry, type TagQueryOptions, toEvent } from "./gossip/Registry.ts"
 import type { EnvelopeRejections } from "./gossip/SecureTransport.ts"
 import { Swim, type SwimStats } from "./gossip/Swim.ts"
@@ -45,6 +53,15 @@ export interface ClusterStats extends SwimStats {
   readonly awareness: number
   /** Packets and frames the gossip keyring refused, by reason (all zero without a keyring). */
   readonly envelopeRejected: EnvelopeRejections
+}
+
+/**
+ * A merge into this node's tags: `set` adds or replaces keys, `remove`
+ * deletes keys (a key in both is set). Keys not named keep their values.
+ */
+export interface TagChanges {
+  readonly set?: Tags | undefined
+  readonly remove?: ReadonlyArray<string> | undefined
 }
 
 /** How the layer behaves beyond the configuration. */
@@ -117,6 +134,31 @@ export class Cluster extends Context.Service<
      * keys neither empty nor containing `=` or `,`, room in a packet.
      */
     readonly setTags: (tags: Tags) => Effect.Effect<ClusterNode, InvalidConfiguration | ClusterClosed>
+    /**
+     * Merges into this node's tags (see {@link TagChanges}) and gossips the
+     * result, checked as {@link setTags} checks; the reserved `healthy` tag
+     * cannot be set or removed. Serf's `tags -set/-delete`.
+     */
+    readonly updateTags: (changes: TagChanges) => Effect.Effect<ClusterNode, InvalidConfiguration | ClusterClosed>
+    /**
+     * Joins through more members now (`host:port` each, as seeds are
+     * written): one push-pull with each, within `joinTimeout`. Succeeds with
+     * how many answered; `JoinFailed` when none did.
+     */
+    readonly join: (addresses: ReadonlyArray<string>) => Effect.Effect<number, JoinFailed | ClusterClosed>
+    /**
+     * Marks a failed member `Left`, as Serf's `force-leave` does: it stops
+     * being a reconnect target, is reaped `reapAfter` from now, and the claim
+     * is gossiped so every member does the same. `member` is an id or a name.
+     * Fails with `NodeNotFound` for a member not held and `NotFailed` for one
+     * that is not `Dead` (an alive member would refute the claim at once).
+     */
+    readonly forceLeave: (member: string) => Effect.Effect<ClusterNode, NodeNotFound | NotFailed | ClusterClosed>
+    /**
+     * The failure detector's view of every member it has heard from: phi
+     * now and when the last packet arrived (`Clock` milliseconds).
+     */
+    readonly phiReadings: Effect.Effect<ReadonlyArray<PhiReading>, ClusterClosed>
     /** Adds a health check and runs the checks at once; the returned effect removes it again. */
     readonly addHealthCheck: (check: HealthCheck) => Effect.Effect<Effect.Effect<void>, ClusterClosed>
     /** The latest aggregated health of this node's checks. */
@@ -267,6 +309,49 @@ export class Cluster extends Context.Service<
             })
           )
         }),
+        updateTags: Effect.fn("Cluster.updateTags")(function* (changes: TagChanges) {
+          return yield* member(
+            "Cluster.updateTags",
+            Effect.gen(function* () {
+              const tags: Record<string, string> = { ...userTags }
+              for (const key of changes.remove ?? []) delete tags[key]
+              Object.assign(tags, changes.set ?? {})
+              yield* ClusterConfig.update(config, { tags })
+              userTags = tags
+              return yield* publish()
+            })
+          )
+        }),
+        join: Effect.fn("Cluster.join")(function* (addresses: ReadonlyArray<string>) {
+          return yield* member("Cluster.join", swim.join(addresses))
+        }),
+        forceLeave: Effect.fn("Cluster.forceLeave")(function* (nameOrId: string) {
+          return yield* member(
+            "Cluster.forceLeave",
+            Effect.gen(function* () {
+              const held = yield* registry.members
+              const target = held.find((node) => node.id === nameOrId) ?? held.find((node) => node.name === nameOrId)
+              if (target === undefined) return yield* new NodeNotFound({ nodeId: nameOrId })
+              if (target.state === "Left") return target
+              if (target.state !== "Dead") {
+                return yield* new NotFailed({ nodeId: target.id, name: target.name, state: target.state })
+              }
+              // The engine takes the claim as if a member had gossiped it: it applies it (Left outranks
+              // Dead at the same incarnation), drops the reconnect target, restarts the reap clock and
+              // re-broadcasts it, so the whole cluster follows. No engine change needed.
+              const self = yield* swim.localNode
+              const claim = new NodeStateUpdate(
+                { nodeId: target.id, state: "Left", incarnation: target.incarnation, from: self.id },
+                { disableChecks: true }
+              )
+              const payload = Codec.encodePacket({ label: config.clusterLabel }, { messages: [], updates: [claim] })
+              yield* swim.handlePackets([{ from: self.gossipAddress, payload }])
+              yield* Effect.logInfo(`forced ${target.name} (${target.id}) to leave`)
+              return Option.getOrElse(yield* registry.get(target.id), () => target.with({ state: "Left" }))
+            })
+          )
+        }),
+        phiReadings: open("Cluster.phiReadings", phi.readings),
         addHealthCheck: Effect.fn("Cluster.addHealthCheck")(function* (check: HealthCheck) {
           return yield* member(
             "Cluster.addHealthCheck",

@@ -249,6 +249,8 @@ export class PhiAccrualDetector {
 export interface PhiReading {
   readonly id: string
   readonly phi: number
+  /** When the member's last heartbeat arrived (`Clock` milliseconds); absent before the first. */
+  readonly lastHeartbeat?: number | undefined
 }
 
 /**
@@ -261,7 +263,8 @@ export const make = Effect.fnUntraced(function* (options: Options) {
 
   const readings = (now: number): Array<PhiReading> => {
     const out: Array<PhiReading> = []
-    for (const [id, detector] of detectors) out.push({ id, phi: detector.phi(now) })
+    for (const [id, detector] of detectors)
+      out.push({ id, phi: detector.phi(now), lastHeartbeat: detector.lastHeartbeat })
     return out
   }
 
@@ -283,6 +286,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
       Effect.sync(() => {
         detectors.delete(id)
       }),
+    readings: Effect.map(Clock.currentTimeMillis, readings),
     snapshot: Effect.map(
       Clock.currentTimeMillis,
       (now): ReadonlyMap<string, number> => new Map(readings(now).map((r) => [r.id, r.phi]))
@@ -315,6 +319,8 @@ export class PhiDetector extends Context.Service<
     readonly isAvailable: (id: string, threshold: number) => Effect.Effect<boolean>
     /** Forgets `id`; it starts from the bootstrap again if heard from later. */
     readonly remove: (id: string) => Effect.Effect<void>
+    /** Every known member's phi now and when it was last heard from (for the admin interface and metrics). */
+    readonly readings: Effect.Effect<ReadonlyArray<PhiReading>>
     /** Every known member's phi now. */
     readonly snapshot: Effect.Effect<ReadonlyMap<string, number>>
     /** Members whose phi is at or above `threshold`, highest first (ties by id, for determinism). */
