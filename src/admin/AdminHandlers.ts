@@ -134,10 +134,7 @@ export const selectMembers = Effect.fn("Admin.members")(function* (
 export const agentInfo = Effect.fn("Admin.info")(function* (cluster: Cluster["Service"], version: string) {
   const stats = yield* cluster.stats
   const health = yield* cluster.health
-  const keys = yield* cluster.keys.list.pipe(
-    Effect.map((report) => report.local),
-    Effect.catchTag("InvalidConfiguration", () => Effect.succeed([] as ReadonlyArray<string>))
-  )
+  const keys = yield* cluster.keys.fingerprints
   return new AgentInfo({
     version,
     node: yield* cluster.localNode,

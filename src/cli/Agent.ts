@@ -14,12 +14,17 @@ import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
 import * as Context from "effect/Context"
 import * as Command from "effect/cli/Command"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import pkg from "../../package.json" with { type: "json" }
+import { formatAdminAddress } from "../admin/AdminAddress.ts"
+import { AdminServer } from "../admin/AdminServer.ts"
+import { LogTap } from "../admin/LogTap.ts"
 import { Cluster } from "../cluster/Cluster.ts"
 import type { ClusterError } from "../cluster/Errors.ts"
 import { formatAddress } from "../cluster/Node.ts"
@@ -48,37 +53,71 @@ const sampleStats = (cluster: Cluster["Service"]) =>
 export const runAgent = (flags: AgentFlags): Effect.Effect<void, ClusterError> => {
   const format = formatter(flags.format)
   const write = (line: OutputLine) => Console.log(format(line))
-  const program = Effect.gen(function* () {
-    const config = yield* resolveConfig(toConfigInput(flags))
-    const cluster = Context.get(yield* Layer.build(Cluster.layer(config)), Cluster)
-    // Registered after the cluster, so it runs before the cluster's own leave.
-    yield* Effect.addFinalizer(() => Effect.logInfo("stopping: leaving the cluster"))
+  const logFormat = Option.getOrElse(flags.logFormat, () => flags.format)
+  const program = (tap: LogTap["Service"]) =>
+    Effect.gen(function* () {
+      const config = yield* resolveConfig(toConfigInput(flags))
+      const cluster = Context.get(yield* Layer.build(Cluster.layer(config)), Cluster)
+      // Registered after the cluster, so it runs before the cluster's own leave.
+      yield* Effect.addFinalizer(() => Effect.logInfo("stopping: leaving the cluster"))
 
-    const { members, events } = yield* cluster.watch
-    const self = yield* cluster.localNode
-    const now = yield* Clock.currentTimeMillis
-    yield* Effect.logInfo(`started ${self.name} (${self.id}) at ${formatAddress(self.gossipAddress)}`)
-    yield* write(nodeLine("Started", self, now))
-    for (const member of members) {
-      if (member.id !== self.id) yield* write(nodeLine("Member", member, now))
-    }
+      // `shoal leave` leaves through the admin interface; the agent then stops as after a signal.
+      const leaveRequested = yield* Deferred.make<void>()
+      if (flags.admin !== "off") {
+        const admin = yield* Layer.build(
+          AdminServer.layer({
+            address: flags.admin,
+            version: pkg.version,
+            // a moment for the answer to reach the caller before the admin socket closes
+            onLeave: Deferred.succeed(leaveRequested, undefined).pipe(Effect.delay("100 millis"), Effect.asVoid)
+          })
+        ).pipe(
+          Effect.provideService(Cluster, cluster),
+          Effect.provideService(LogTap, tap),
+          Effect.map((context) => Context.get(context, AdminServer))
+        )
+        yield* Effect.logInfo(`admin interface on ${formatAdminAddress(admin.address)}`)
+      }
+      if (Option.isSome(flags.metrics)) {
+        const { serveMetrics } = yield* Effect.promise(() => import("../ops/MetricsServer.ts"))
+        yield* serveMetrics(cluster, flags.metrics.value)
+      }
+      if (Option.isSome(flags.ui)) {
+        const { serveUi } = yield* Effect.promise(() => import("../ops/UiServer.ts"))
+        yield* serveUi(cluster, flags.ui.value)
+      }
 
-    if (Option.isSome(flags.statsInterval)) {
-      yield* sampleStats(cluster).pipe(
-        Effect.flatMap(write),
-        Effect.delay(flags.statsInterval.value),
-        Effect.repeat(Schedule.forever),
-        Effect.forkScoped
+      const { members, events } = yield* cluster.watch
+      const self = yield* cluster.localNode
+      const now = yield* Clock.currentTimeMillis
+      yield* Effect.logInfo(`started ${self.name} (${self.id}) at ${formatAddress(self.gossipAddress)}`)
+      yield* write(nodeLine("Started", self, now))
+      for (const member of members) {
+        if (member.id !== self.id) yield* write(nodeLine("Member", member, now))
+      }
+
+      if (Option.isSome(flags.statsInterval)) {
+        yield* sampleStats(cluster).pipe(
+          Effect.flatMap(write),
+          Effect.delay(flags.statsInterval.value),
+          Effect.repeat(Schedule.forever),
+          Effect.forkScoped
+        )
+      }
+
+      yield* events.pipe(
+        Stream.runForEach((event) => Effect.flatMap(Clock.currentTimeMillis, (ts) => write(eventLine(event, ts)))),
+        Effect.raceFirst(Deferred.await(leaveRequested))
       )
-    }
-
-    yield* events.pipe(
-      Stream.runForEach((event) => Effect.flatMap(Clock.currentTimeMillis, (ts) => write(eventLine(event, ts))))
-    )
+    }).pipe(Effect.scoped)
+  return Effect.gen(function* () {
+    const tap = yield* LogTap.make
+    const loggers =
+      logFormat === "json"
+        ? Logger.layer([Logger.withConsoleError(Logger.formatJson), tap.logger])
+        : Logger.layer([tap.logger], { mergeWithExisting: true })
+    return yield* program(tap).pipe(Effect.provide(loggers))
   }).pipe(Effect.scoped)
-  return flags.format === "json"
-    ? program.pipe(Effect.provide(Logger.layer([Logger.withConsoleError(Logger.formatJson)])))
-    : program
 }
 
 /**

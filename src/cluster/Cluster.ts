@@ -185,6 +185,8 @@ export class Cluster extends Context.Service<
      * every command fails with `InvalidConfiguration`.
      */
     readonly keys: {
+      /** This node's fingerprints, primary first, asking no one (empty without a keyring). Never the keys. */
+      readonly fingerprints: Effect.Effect<ReadonlyArray<string>>
       readonly list: Effect.Effect<KeyringReport, InvalidConfiguration | ClusterClosed>
       /** Installs a key (32 bytes, base64): it decrypts at once, encrypts once `use`d. */
       readonly install: (
@@ -387,6 +389,7 @@ export class Cluster extends Context.Service<
               })
             )
           return {
+            fingerprints: gossipKeys.local,
             list: run("Cluster.keys.list", new KeyringCommand({ op: "list" })),
             install: (key: string | Redacted.Redacted<string>) =>
               run("Cluster.keys.install", installCommand(Redacted.isRedacted(key) ? key : Redacted.make(key))),
