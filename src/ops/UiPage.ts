@@ -68,7 +68,7 @@ export const PAGE = `<!doctype html>
     <table data-testid="members"><thead><tr><th>Name</th><th>State</th><th>Address</th><th>Inc</th><th>phi</th><th>Last heard</th><th>Tags</th></tr></thead><tbody></tbody></table>
   </section>
   <section class="wide">
-    <h2>phi and last heard, per live member (last 2 minutes)</h2>
+    <h2>phi (blue) and time since last heard (amber), per live member, last 2 minutes</h2>
     <div class="charts" data-testid="charts"></div>
   </section>
   <section>
@@ -111,7 +111,7 @@ function ring(members) {
     dot.setAttribute("r", m.self ? "11" : "8"); dot.setAttribute("fill", color[m.state]);
     if (m.self) { dot.setAttribute("stroke", "#1d2330"); dot.setAttribute("stroke-width", "2"); }
     const label = document.createElementNS(ns, "text");
-    label.setAttribute("x", String(138 * Math.cos(a))); label.setAttribute("y", String(138 * Math.sin(a) + 4));
+    label.setAttribute("x", String(140 * Math.cos(a))); label.setAttribute("y", String(140 * Math.sin(a) + (Math.sin(a) < -0.5 ? -4 : Math.sin(a) > 0.5 ? 12 : 4)));
     label.setAttribute("text-anchor", "middle"); label.setAttribute("font-size", "10"); label.textContent = m.name;
     const title = document.createElementNS(ns, "title"); title.textContent = m.name + " " + m.state + " " + m.address;
     g.append(dot, label, title); svg.appendChild(g);
@@ -120,8 +120,10 @@ function ring(members) {
 
 function spark(points, key, max, stroke) {
   if (points.length < 2) return "";
-  const t0 = points[points.length - 1].ts - HISTORY_MS;
-  const d = points.map((p, i) => (i ? "L" : "M") + (((p.ts - t0) / HISTORY_MS) * 200).toFixed(1) + "," + (40 - Math.min(1, p[key] / max) * 38).toFixed(1)).join(" ");
+  const end = points[points.length - 1].ts;
+  const span = Math.max(10000, end - points[0].ts);
+  const t0 = end - span;
+  const d = points.map((p, i) => (i ? "L" : "M") + (((p.ts - t0) / span) * 200).toFixed(1) + "," + (40 - Math.min(1, p[key] / max) * 38).toFixed(1)).join(" ");
   return '<path d="' + d + '" fill="none" stroke="' + stroke + '" stroke-width="1.5"/>';
 }
 
