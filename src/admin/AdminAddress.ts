@@ -9,14 +9,14 @@
  *   any local user can connect to a port, so the agent writes a random
  *   256-bit token to a 0600 file in a 0700 directory of the user's
  *   (`$SHOAL_ADMIN_DIR`, else `$XDG_RUNTIME_DIR/shoal`, else `~/.shoal`),
- *   named after the address, and refuses every call that does not present it.
+ *   named after the address and the network namespace, and refuses every call that does not present it.
  *   The CLI reads the same file. Non-loopback hosts are refused.
  *
  * @module
  * @since 0.1.0
  */
 import { randomBytes, timingSafeEqual } from "node:crypto"
-import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { chmodSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { homedir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import * as Config from "effect/Config"
@@ -72,9 +72,24 @@ export const tokenDirectory: Effect.Effect<string> = Effect.gen(function* () {
   return join(homedir(), ".shoal")
 }).pipe(Effect.orElseSucceed(() => join(homedir(), ".shoal")))
 
-/** The token file of a loopback admin address. */
+/**
+ * This process's network namespace (Linux: the inode of `/proc/self/ns/net`),
+ * so agents in different namespaces with the same loopback address keep
+ * separate token files; empty elsewhere.
+ */
+const networkNamespace = (): string => {
+  try {
+    const link = readlinkSync("/proc/self/ns/net")
+    const inode = /\[(\d+)\]/.exec(link)?.[1]
+    return inode === undefined ? "" : `-net${inode}`
+  } catch {
+    return ""
+  }
+}
+
+/** The token file of a loopback admin address (as seen from this network namespace). */
 export const tokenPath = (directory: string, address: { readonly host: string; readonly port: number }): string =>
-  join(directory, `admin-${address.host.replace(/[^A-Za-z0-9.-]/g, "_")}-${address.port}.token`)
+  join(directory, `admin-${address.host.replace(/[^A-Za-z0-9.-]/g, "_")}-${address.port}${networkNamespace()}.token`)
 
 const uid = (): number | undefined => process.getuid?.()
 
