@@ -28,6 +28,7 @@ import { LogTap } from "../admin/LogTap.ts"
 import { Cluster } from "../cluster/Cluster.ts"
 import type { ClusterError } from "../cluster/Errors.ts"
 import { formatAddress } from "../cluster/Node.ts"
+import { type TelemetrySettings, telemetrySettings } from "../ops/TelemetrySettings.ts"
 import { type AgentFlags, agentFlags, resolveConfig, toConfigInput } from "./AgentFlags.ts"
 import { eventLine, formatter, nodeLine, type OutputLine, statsLine } from "./EventFormat.ts"
 
@@ -54,7 +55,7 @@ export const runAgent = (flags: AgentFlags): Effect.Effect<void, ClusterError> =
   const format = formatter(flags.format)
   const write = (line: OutputLine) => Console.log(format(line))
   const logFormat = Option.getOrElse(flags.logFormat, () => flags.format)
-  const program = (tap: LogTap["Service"]) =>
+  const program = (tap: LogTap["Service"], telemetry: Option.Option<TelemetrySettings>) =>
     Effect.gen(function* () {
       const config = yield* resolveConfig(toConfigInput(flags))
       const cluster = Context.get(yield* Layer.build(Cluster.layer(config)), Cluster)
@@ -86,6 +87,10 @@ export const runAgent = (flags: AgentFlags): Effect.Effect<void, ClusterError> =
         const { serveUi } = yield* Effect.promise(() => import("../ops/UiServer.ts"))
         yield* serveUi(cluster, flags.ui.value)
       }
+      if (Option.isSome(telemetry)) {
+        const { sampleForExport } = yield* Effect.promise(() => import("../ops/Telemetry.ts"))
+        yield* sampleForExport(cluster, telemetry.value)
+      }
 
       const { members, events } = yield* cluster.watch
       const self = yield* cluster.localNode
@@ -116,7 +121,17 @@ export const runAgent = (flags: AgentFlags): Effect.Effect<void, ClusterError> =
       logFormat === "json"
         ? Logger.layer([Logger.withConsoleError(Logger.formatJson), tap.logger])
         : Logger.layer([tap.logger], { mergeWithExisting: true })
-    return yield* program(tap).pipe(Effect.provide(loggers))
+    const telemetry = yield* telemetrySettings
+    if (Option.isNone(telemetry)) return yield* program(tap, telemetry).pipe(Effect.provide(loggers))
+    // OpenTelemetry wraps the whole run, so the cluster's own spans go out too; loaded only when asked for.
+    const { layer } = yield* Effect.promise(() => import("../ops/Telemetry.ts"))
+    yield* Effect.logInfo(
+      `OpenTelemetry on: traces ${telemetry.value.traces}, metrics ${telemetry.value.metrics} (service ${telemetry.value.serviceName})`
+    ).pipe(Effect.provide(loggers))
+    return yield* program(tap, telemetry).pipe(
+      Effect.provide(layer(telemetry.value, pkg.version)),
+      Effect.provide(loggers)
+    )
   }).pipe(Effect.scoped)
 }
 
