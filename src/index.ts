@@ -12,7 +12,7 @@
  * @module
  * @since 0.1.0
  */
-export { Cluster, ClusterLive, type ClusterStats, type LayerOptions } from "./cluster/Cluster.ts"
+export { Cluster, ClusterLive, type ClusterStats, type LayerOptions, type TagChanges } from "./cluster/Cluster.ts"
 export * as ClusterConfig from "./cluster/Config.ts"
 export * from "./cluster/Errors.ts"
 export {

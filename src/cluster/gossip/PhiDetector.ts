@@ -263,8 +263,16 @@ export const make = Effect.fnUntraced(function* (options: Options) {
 
   const readings = (now: number): Array<PhiReading> => {
     const out: Array<PhiReading> = []
-    for (const [id, detector] of detectors)
+    for (const [id, detector] of detectors) out.push({ id, phi: detector.phi(now) })
+    return out
+  }
+
+  /** As `readings`, with when each member was last heard from. */
+  const detailedReadings = (now: number): Array<PhiReading> => {
+    const out: Array<PhiReading> = []
+    for (const [id, detector] of detectors) {
       out.push({ id, phi: detector.phi(now), lastHeartbeat: detector.lastHeartbeat })
+    }
     return out
   }
 
@@ -286,7 +294,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
       Effect.sync(() => {
         detectors.delete(id)
       }),
-    readings: Effect.map(Clock.currentTimeMillis, readings),
+    readings: Effect.map(Clock.currentTimeMillis, detailedReadings),
     snapshot: Effect.map(
       Clock.currentTimeMillis,
       (now): ReadonlyMap<string, number> => new Map(readings(now).map((r) => [r.id, r.phi]))
