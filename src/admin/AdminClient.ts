@@ -25,8 +25,7 @@ import {
   tokenDirectory,
   tokenPath
 } from "./AdminAddress.ts"
-import { AdminAuth, AdminRpcs, TOKEN_HEADER } from "./AdminRpcs.ts"
-import { MAX_ADMIN_FRAME_BYTES } from "./AdminServer.ts"
+import { AdminAuth, AdminRpcs, MAX_ADMIN_FRAME_BYTES, TOKEN_HEADER } from "./AdminRpcs.ts"
 
 /** The typed client: one method per admin procedure, failing with the library's errors or `RpcClientError`. */
 export class AdminClient extends Context.Service<

@@ -36,6 +36,9 @@ export class AdminAuth extends RpcMiddleware.Service<AdminAuth>()("shoal/admin/A
   requiredForClient: true
 }) {}
 
+/** Largest admin frame either side reads, in bytes. */
+export const MAX_ADMIN_FRAME_BYTES = 1024 * 1024
+
 /** The header that carries the admin token. */
 export const TOKEN_HEADER = "x-shoal-admin-token"
 

@@ -39,13 +39,10 @@ import {
   writeToken
 } from "./AdminAddress.ts"
 import * as AdminHandlers from "./AdminHandlers.ts"
-import { AdminAuth, AdminRpcs, AdminUnauthorized, TOKEN_HEADER } from "./AdminRpcs.ts"
+import { AdminAuth, AdminRpcs, AdminUnauthorized, MAX_ADMIN_FRAME_BYTES, TOKEN_HEADER } from "./AdminRpcs.ts"
 
 /** Connections held at once. */
 export const MAX_ADMIN_CONNECTIONS = 32
-
-/** Largest admin frame read, in bytes. */
-export const MAX_ADMIN_FRAME_BYTES = 1024 * 1024
 
 /** How the admin server is set up. */
 export interface AdminServerOptions extends AdminHandlers.HandlerOptions {
