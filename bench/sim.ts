@@ -1,12 +1,24 @@
 /**
- * Simulated clusters on the in-memory network under TestClock: how the
- * protocol scales with N and how it behaves on a lossy network. Times are
- * simulated (sampled every 100 ms); wall-clock time shows what the simulation
- * itself cost.
+ * Simulated clusters: how the protocol scales with N and how it behaves on a
+ * lossy network. Times are simulated (sampled every 100 ms); wall-clock time
+ * shows what the simulation itself cost.
+ *
+ * Two simulators run the same scenarios (`--engine`):
+ *
+ * - `des` (the default): the discrete-event simulator over bare protocol
+ *   engines (`src/cluster/gossip/simulator/`) — no fibers, no TestClock, no
+ *   codec on the way; it is what makes N = 2000 take minutes, not an hour.
+ * - `effect`: whole `Cluster.layerWithTransport` nodes on the in-memory
+ *   `SimNetwork` under `TestClock` — the service wiring included.
+ *
+ * `--compare=N` runs the scale scenario at N on both, `--runs` seeds each,
+ * and prints each figure's mean and standard deviation side by side: the two
+ * must agree within noise.
  *
  * Scale (`--sizes`): for each N, start N nodes (node 0, then batches of 50
  * joining through a random running node) and measure until every node sees
- * all N alive; count traffic over a quiet period; join one more node and
+ * all N alive; count traffic over a quiet period (and, on `des`, the
+ * engine's own CPU time per node per protocol period); join one more node and
  * measure until all see it; crash one (isolated, no leave) and measure until
  * the first and the last survivor hold it dead; let one leave and measure
  * until all hold it left.
@@ -18,16 +30,17 @@
  * Each loss rate runs with the TCP fallback ping off and on (the simulated
  * streams never lose anything, so with it on no probe fails).
  *
- *   npm run bench:sim                              # everything, charts included (hours at N = 2000)
+ *   npm run bench:sim                              # everything, charts included
  *   npx node bench/sim.ts 10 100                   # only these sizes (no loss runs)
  *   npx node bench/sim.ts --sizes=10,50 --loss=0,10 --loss-n=20 --window=60
  *   npx node bench/sim.ts --skip-sizes --tcp-pings=off
+ *   npx node bench/sim.ts --compare=100 --runs=10  # both simulators at N = 100
+ *   npx node bench/sim.ts --engine=effect 100      # the Effect-level simulation
  *
  * Other flags: `--quiet=S` (traffic window after formation, default 10 s;
  * 0 skips it), `--batch=B` (nodes started at once, default 50), `--out=FILE`,
  * `--charts=DIR` / `--no-charts`, `--fresh`. Run node with `--expose-gc` for
- * the heap column, and with a larger `--max-old-space-size` from N = 1000 on
- * (N = 2000 peaks near 9 GB).
+ * the heap column, and with a larger `--max-old-space-size` for N ≥ 1000.
  *
  * Results go to `bench/results/sim.json`, merged with what is there: a row
  * this run measured (same N, or same N / loss / window / TCP fallback)
@@ -38,31 +51,16 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { loadavg } from "node:os"
 import { dirname } from "node:path"
-import { Clock, Effect, Fiber, Random, Stream } from "effect"
-import { TestClock } from "effect/testing"
-import { SimNetwork } from "../src/cluster/gossip/SimNetwork.ts"
-import type { NodeId } from "../src/cluster/Node.ts"
-import { runWithClock } from "../test/cluster/sim/harness.ts"
+import { Effect } from "effect"
 import { describeMachine, revision } from "./machine.ts"
 import { writeCharts } from "./sim/charts.ts"
-import {
-  crashMember,
-  holds,
-  type Member,
-  seesAlive,
-  startMember,
-  startMembers,
-  stopMembers,
-  sumStats,
-  waitForAll
-} from "./sim/cluster.ts"
-import {
-  allDetectionMillis,
-  defaultTimings,
-  disseminationMillis,
-  firstDetectionMillis,
-  probeFailure
-} from "./sim/theory.ts"
+import { desLossy, desScale } from "./sim/des.ts"
+import { effectLossy, effectScale, isolated } from "./sim/effect.ts"
+import { fmt } from "./sim/output.ts"
+import type { ComparisonRow, LossRow, RunOptions, SimResults, Simulation, SizeRow, Summary } from "./sim/rows.ts"
+import { allDetectionMillis, defaultTimings, disseminationMillis, firstDetectionMillis } from "./sim/theory.ts"
+
+export type { ComparisonRow, LossRow, SimResults, SizeRow }
 
 // --- command line ---
 
@@ -76,282 +74,87 @@ const positional = args
   .filter((a) => !a.startsWith("--"))
   .map(Number)
   .filter((n) => n > 1)
+const compareN = flag("compare") === undefined ? undefined : Number(flag("compare") || 100)
 const sizes =
-  flag("skip-sizes") !== undefined
+  flag("skip-sizes") !== undefined || (compareN !== undefined && flag("sizes") === undefined && positional.length === 0)
     ? []
     : (list(flag("sizes")) ?? (positional.length > 0 ? positional : [10, 50, 100, 250, 500, 1000, 2000]))
 const losses =
-  flag("skip-loss") !== undefined || (positional.length > 0 && flag("loss") === undefined)
+  flag("skip-loss") !== undefined || ((positional.length > 0 || compareN !== undefined) && flag("loss") === undefined)
     ? []
     : (list(flag("loss")) ?? [0, 5, 10, 15, 20])
 const lossN = Number(flag("loss-n") ?? 50)
 /** `--tcp-pings=on|off|both` (default both): the loss runs with and without the TCP fallback ping. */
 const tcpVariants = { on: [true], off: [false] }[flag("tcp-pings") ?? ""] ?? [false, true]
-const windowSeconds = Number(flag("window") ?? 600)
+const engine: Simulation = flag("engine") === "effect" ? "effect" : "des"
+const runs = Number(flag("runs") ?? 10)
 const outFile = flag("out") ?? "bench/results/sim.json"
 const chartDir = flag("charts") ?? "docs"
-const batch = Number(flag("batch") ?? 50)
 const fresh = flag("fresh") !== undefined
-
-const STEP = 100
-/** Simulated quiet after formation over which traffic is counted (`--quiet=0` skips it: it is costly at N = 2000). */
-const QUIET = Number(flag("quiet") ?? 10) * 1000
-
-// --- results ---
-
-export interface SizeRow {
-  readonly n: number
-  /** Simulated time to start every node (batched joins). */
-  readonly startupMs: number
-  /** From the first node's start until every node sees all N alive. */
-  readonly formationMs: number | undefined
-  /** One more node joins a formed cluster: until every member sees it alive. */
-  readonly joinMs: number | undefined
-  readonly crashFirstMs: number | undefined
-  readonly crashAllMs: number | undefined
-  /** A member leaves gracefully: until every other member holds it left. */
-  readonly leaveMs: number | undefined
-  /** Over the quiet period after formation (undefined when it was skipped). */
-  readonly packetsPerNodePerSec: number | undefined
-  readonly bytesPerNodePerSec: number | undefined
-  /**
-   * JavaScript heap after a full GC once formed, minus the heap before the
-   * nodes existed, per node (network and clock included); only with
-   * `--expose-gc`.
-   */
-  readonly heapPerNodeKiB: number | undefined
-  /** Suspicions raised before the crash (none is deserved: nothing had failed). */
-  readonly falseSuspicions: number
-  readonly falseDeaths: number
-  readonly wallSeconds: number
-}
-
-export interface LossRow {
-  readonly n: number
-  readonly loss: number
-  /**
-   * The TCP fallback ping (default on). The simulated network never loses
-   * stream messages, so with it on a lossy network's probes always succeed in
-   * the end; off, the runs show SWIM/Lifeguard's datagram-only behaviour.
-   */
-  readonly tcpPings: boolean
-  readonly windowSeconds: number
-  readonly probes: number
-  readonly failedProbes: number
-  /** Accusations raised by a failed probe (every one false: nobody failed). */
-  readonly suspicions: number
-  /** What {@link probeFailure} predicts for this many probes. */
-  readonly expectedSuspicions: number
-  readonly refutations: number
-  /** Suspicion timers that ran out: a live member declared dead. */
-  readonly deathsDeclared: number
-  /** NodeFailed events about a live member, summed over observers. */
-  readonly failedEvents: number
-  /** Distinct live members that anyone declared dead. */
-  readonly membersDeclaredDead: number
-  readonly crashFirstMs: number | undefined
-  readonly crashAllMs: number | undefined
-  readonly wallSeconds: number
-}
-
-export interface SimResults {
-  readonly machine: ReturnType<typeof describeMachine>
-  readonly timings: typeof defaultTimings & { readonly pingTimeout: number; readonly suspicionMaxTimeoutMult: number }
-  readonly sizes: ReadonlyArray<SizeRow>
-  readonly loss: ReadonlyArray<LossRow>
-}
-
-// --- experiments ---
-
-const pick = <A>(items: ReadonlyArray<A>, avoid: ReadonlySet<A>) =>
-  Effect.gen(function* () {
-    while (true) {
-      const item = items[yield* Random.nextIntBetween(0, items.length - 1)]!
-      if (!avoid.has(item)) return item
-    }
-  })
-
-const scale = (n: number) =>
-  Effect.gen(function* () {
-    const network = yield* SimNetwork
-    const wall = performance.now()
-    const heapBefore = heapAfterGc()
-    const t0 = yield* Clock.currentTimeMillis
-    const members = yield* startMembers(n, { batch })
-    const startupMs = (yield* Clock.currentTimeMillis) - t0
-    const formed = yield* waitForAll(members, seesAlive(n), 600_000, STEP)
-    const formationMs = formed.all === undefined ? undefined : startupMs + formed.all
-    const heap = heapAfterGc()
-    const heapPerNodeKiB = heap === undefined || heapBefore === undefined ? undefined : (heap - heapBefore) / n / 1024
-    log(
-      `N=${n}: formed in ${fmt(formationMs)} simulated (${secs(wall)} wall), heap ${heapPerNodeKiB?.toFixed(0) ?? "—"} KiB/node`
-    )
-
-    const before = yield* network.totals
-    yield* TestClock.adjust(QUIET)
-    const after = yield* network.totals
-    const packetsPerNodePerSec = QUIET > 0 ? (after.packetsSent - before.packetsSent) / n / (QUIET / 1000) : undefined
-    const bytesPerNodePerSec = QUIET > 0 ? (after.bytesSent - before.bytesSent) / n / (QUIET / 1000) : undefined
-    const quietStats = yield* sumStats(members)
-    log(
-      `N=${n}: ${packetsPerNodePerSec?.toFixed(1) ?? "—"} packets, ${bytesPerNodePerSec?.toFixed(0) ?? "—"} bytes /node/s; ${quietStats.suspicionsRaised} false suspicions`
-    )
-
-    // One more node joins through a random member.
-    const seed = yield* Random.nextIntBetween(0, n - 1)
-    const joinedAt = yield* Clock.currentTimeMillis
-    const newcomer = yield* startMember(n, [seed])
-    const joinStart = (yield* Clock.currentTimeMillis) - joinedAt
-    const joined = yield* waitForAll(members, holds(newcomer.id, ["Alive"]), 120_000, STEP)
-    const joinMs = joined.all === undefined ? undefined : joinStart + joined.all
-    const everyone = [...members, newcomer]
-    log(`N=${n}: join known by all after ${fmt(joinMs)} (${secs(wall)} wall)`)
-    yield* TestClock.adjust(5_000)
-
-    // Crash one.
-    const victim = yield* pick(everyone, new Set([newcomer]))
-    const survivors = everyone.filter((m) => m !== victim)
-    const crashed = yield* crashAndWait(victim, survivors)
-    log(
-      `N=${n}: crash known by the first after ${fmt(crashed.first)}, by all after ${fmt(crashed.all)} (${secs(wall)} wall)`
-    )
-
-    // One leaves.
-    const leaver = yield* pick(survivors, new Set([newcomer]))
-    const rest = survivors.filter((m) => m !== leaver)
-    const leaving = yield* Effect.forkChild(leaver.cluster.leave, { startImmediately: true })
-    const left = yield* waitForAll(rest, holds(leaver.id, ["Left", undefined]), 120_000, STEP)
-    // the leaver may still be retransmitting its announcement: time has to move for it to finish
-    yield* runWithClock(Fiber.join(leaving))
-    yield* stopMembers([leaver])
-    log(`N=${n}: leave known by all after ${fmt(left.all)} (${secs(wall)} wall)`)
-
-    yield* stopMembers(rest)
-    return {
-      n,
-      startupMs,
-      formationMs,
-      joinMs,
-      crashFirstMs: crashed.first,
-      crashAllMs: crashed.all,
-      leaveMs: left.all,
-      packetsPerNodePerSec,
-      bytesPerNodePerSec,
-      heapPerNodeKiB,
-      falseSuspicions: quietStats.suspicionsRaised,
-      falseDeaths: quietStats.deathsDeclared,
-      wallSeconds: (performance.now() - wall) / 1000
-    } satisfies SizeRow
-  })
-
-/** Crashes `victim`; simulated ms from the crash until the first and every survivor hold it dead (or reaped). */
-const crashAndWait = (victim: Member, survivors: ReadonlyArray<Member>) =>
-  Effect.gen(function* () {
-    const crashedAt = yield* Clock.currentTimeMillis
-    yield* crashMember(victim)
-    const offset = (yield* Clock.currentTimeMillis) - crashedAt
-    const waited = yield* waitForAll(survivors, holds(victim.id, ["Dead", undefined]), 120_000, STEP)
-    return {
-      first: waited.first === undefined ? undefined : offset + waited.first,
-      all: waited.all === undefined ? undefined : offset + waited.all
-    }
-  })
-
-/** Counts NodeFailed events per observer about members that are in fact alive. */
-const countFailures = (members: ReadonlyArray<Member>) =>
-  Effect.gen(function* () {
-    const dead = new Set<NodeId>()
-    let events = 0
-    const fibers = yield* Effect.forEach(members, (m) =>
-      m.cluster.events.pipe(
-        Stream.runForEach((event) =>
-          Effect.sync(() => {
-            if (event._tag === "NodeFailed") {
-              events++
-              dead.add(event.node.id)
-            }
-          })
-        ),
-        Effect.forkChild({ startImmediately: true })
-      )
-    )
-    return {
-      stop: Effect.forEach(fibers, Fiber.interrupt, { discard: true }),
-      read: () => ({ events, members: dead.size })
-    }
-  })
-
-const lossy = (n: number, loss: number, tcpPings: boolean) =>
-  Effect.gen(function* () {
-    const network = yield* SimNetwork
-    const wall = performance.now()
-    const members = yield* startMembers(n, { batch, input: { tcpPings } })
-    yield* waitForAll(members, seesAlive(n), 600_000, STEP)
-    const before = yield* sumStats(members)
-    const failures = yield* countFailures(members)
-    yield* network.setDefaults({ loss: loss / 100 })
-    // In one-minute steps, so progress can be reported.
-    for (let s = 0; s < windowSeconds; s += 60) yield* TestClock.adjust(Math.min(60, windowSeconds - s) * 1000)
-    const after = yield* sumStats(members)
-    const seen = failures.read()
-    yield* failures.stop
-    const probes = after.probes - before.probes
-    log(`N=${n} loss ${loss}% tcpPings ${tcpPings}: window done (${secs(wall)} wall)`)
-
-    const victim = yield* pick(members, new Set())
-    const survivors = members.filter((m) => m !== victim)
-    const crashed = yield* crashAndWait(victim, survivors)
-    yield* stopMembers(survivors)
-    return {
-      n,
-      loss,
-      tcpPings,
-      windowSeconds,
-      probes,
-      failedProbes: after.failedProbes - before.failedProbes,
-      suspicions: after.suspicionsRaised - before.suspicionsRaised,
-      expectedSuspicions: probes * probeFailure(loss / 100, defaultTimings.indirectChecks),
-      refutations: after.refutations - before.refutations,
-      deathsDeclared: after.deathsDeclared - before.deathsDeclared,
-      failedEvents: seen.events,
-      membersDeclaredDead: seen.members,
-      crashFirstMs: crashed.first,
-      crashAllMs: crashed.all,
-      wallSeconds: (performance.now() - wall) / 1000
-    } satisfies LossRow
-  })
-
-/**
- * Each run gets its own clock, network and seed, so one run's size or loss
- * never shifts another's numbers. The TestClock waits for everything a wake-up
- * sets off before moving on, but only for its `warningDelay` of real time; at
- * N ≥ 500 one simulated instant can take longer than the default second, and
- * the clock would then run ahead of the nodes.
- */
-const isolated = <A, E>(seed: number, effect: Effect.Effect<A, E, SimNetwork>) =>
-  effect.pipe(
-    Effect.provide(SimNetwork.layer),
-    Random.withSeed(seed),
-    Effect.provide(TestClock.layer({ warningDelay: "1 hour" }))
-  )
-
-// --- output ---
 
 const log = (line: string) => console.error(line)
 
-const gc = (globalThis as { gc?: () => void }).gc
-/** Heap in use after two full collections; undefined without `--expose-gc`. */
-const heapAfterGc = (): number | undefined => {
-  if (gc === undefined) return undefined
-  gc()
-  gc()
-  return process.memoryUsage().heapUsed
+const options: RunOptions = {
+  batch: Number(flag("batch") ?? 50),
+  quietMillis: Number(flag("quiet") ?? 10) * 1000,
+  windowSeconds: Number(flag("window") ?? 600),
+  log
 }
+
+// --- runs ---
+
+/** The scale scenario at `n` on `simulation`, seeded with `seed` (each run gets its own clock, network and seed). */
+const scale = (simulation: Simulation, n: number, seed: number, runOptions: RunOptions = options) =>
+  simulation === "des" ? Effect.sync(() => desScale(n, seed, runOptions)) : isolated(seed, effectScale(n, runOptions))
+
+const lossy = (simulation: Simulation, n: number, loss: number, tcp: boolean, seed: number) =>
+  simulation === "des"
+    ? Effect.sync(() => desLossy(n, loss, tcp, seed, options))
+    : isolated(seed, effectLossy(n, loss, tcp, options))
+
+const summary = (values: ReadonlyArray<number | undefined>): Summary => {
+  const present = values.filter((v): v is number => v !== undefined)
+  const mean = present.reduce((a, b) => a + b, 0) / Math.max(1, present.length)
+  const variance = present.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, present.length - 1)
+  return { mean, sd: Math.sqrt(variance), missing: values.length - present.length }
+}
+
+const FIGURES: ReadonlyArray<readonly [string, (r: SizeRow) => number | undefined]> = [
+  ["formed (ms)", (r) => r.formationMs],
+  ["join known by all (ms)", (r) => r.joinMs],
+  ["crash: first (ms)", (r) => r.crashFirstMs],
+  ["crash: all (ms)", (r) => r.crashAllMs],
+  ["leave known by all (ms)", (r) => r.leaveMs],
+  ["packets / node / s", (r) => r.packetsPerNodePerSec],
+  ["bytes / node / s", (r) => r.bytesPerNodePerSec],
+  ["false suspicions", (r) => r.falseSuspicions]
+]
+
+/** The scale scenario at `n` on both simulators with seeds 1…`runs`: each figure's mean and sd. */
+const compare = (n: number) =>
+  Effect.gen(function* () {
+    const quiet: RunOptions = { ...options, log: () => {} }
+    const rows: Record<Simulation, Array<SizeRow>> = { des: [], effect: [] }
+    for (let seed = 1; seed <= runs; seed++) {
+      for (const simulation of ["effect", "des"] as const)
+        rows[simulation].push(yield* scale(simulation, n, seed, quiet))
+      log(`compare N=${n}: seed ${seed} of ${runs} done`)
+    }
+    return FIGURES.map(
+      ([figure, pick]): ComparisonRow => ({
+        n,
+        runs,
+        figure,
+        effect: summary(rows.effect.map(pick)),
+        des: summary(rows.des.map(pick))
+      })
+    )
+  })
+
+// --- output ---
 
 /** Read at start: the tree may change while a long run goes on. */
 const commit = revision()
-const secs = (since: number) => `${((performance.now() - since) / 1000).toFixed(1)} s`
-const fmt = (ms: number | undefined) => (ms === undefined ? "—" : `${(ms / 1000).toFixed(1)} s`)
 
 /** This run's rows, plus the previous file's rows for keys this run did not measure; sorted by key. */
 const merge = <A>(rows: ReadonlyArray<A>, old: ReadonlyArray<A>, key: (row: A) => number | string): Array<A> => {
@@ -378,14 +181,16 @@ const previous = (): Partial<SimResults> => {
 const printSizes = (rows: ReadonlyArray<SizeRow>) => {
   console.log("")
   console.log(
-    "| N | formed (all see all) | join known by all | crash: first | crash: all | leave known by all | model: dissemination | model: crash first / all | packets/node/s | bytes/node/s | heap/node | false suspicions | wall |"
+    "| N | formed (all see all) | join known by all | crash: first | crash: all | leave known by all | model: dissemination | model: crash first / all | packets/node/s | bytes/node/s | heap/node | heap/member/node | engine µs/node/period | false suspicions | simulator | wall |"
   )
-  console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+  console.log(
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: | ---: |"
+  )
   for (const r of rows) {
     console.log(
       `| ${r.n} | ${fmt(r.formationMs)} | ${fmt(r.joinMs)} | ${fmt(r.crashFirstMs)} | ${fmt(r.crashAllMs)} | ${fmt(
         r.leaveMs
-      )} | ${fmt(disseminationMillis(r.n))} | ${fmt(firstDetectionMillis(r.n))} / ${fmt(allDetectionMillis(r.n))} | ${r.packetsPerNodePerSec?.toFixed(1) ?? "—"} | ${r.bytesPerNodePerSec === undefined ? "—" : Math.round(r.bytesPerNodePerSec)} | ${r.heapPerNodeKiB === undefined ? "—" : `${Math.round(r.heapPerNodeKiB)} KiB`} | ${r.falseSuspicions} | ${r.wallSeconds.toFixed(0)} s |`
+      )} | ${fmt(disseminationMillis(r.n))} | ${fmt(firstDetectionMillis(r.n))} / ${fmt(allDetectionMillis(r.n))} | ${r.packetsPerNodePerSec?.toFixed(1) ?? "—"} | ${r.bytesPerNodePerSec === undefined ? "—" : Math.round(r.bytesPerNodePerSec)} | ${r.heapPerNodeKiB === undefined ? "—" : `${Math.round(r.heapPerNodeKiB)} KiB`} | ${r.heapPerMemberBytes === undefined ? "—" : `${Math.round(r.heapPerMemberBytes)} B`} | ${r.engineMicrosPerNodePerPeriod?.toFixed(0) ?? "—"} | ${r.falseSuspicions} | ${r.engine ?? "effect"} | ${r.wallSeconds.toFixed(0)} s |`
     )
   }
 }
@@ -393,32 +198,44 @@ const printSizes = (rows: ReadonlyArray<SizeRow>) => {
 const printLoss = (rows: ReadonlyArray<LossRow>) => {
   console.log("")
   console.log(
-    "| N | TCP fallback | loss | window | probes | failed probes | false suspicions | model | refutations | false deaths (timers) | NodeFailed events | members declared dead | crash: first | crash: all | wall |"
+    "| N | TCP fallback | loss | window | probes | failed probes | false suspicions | model | refutations | false deaths (timers) | NodeFailed events | members declared dead | crash: first | crash: all | simulator | wall |"
   )
   console.log(
-    "| ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    "| ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: | ---: |"
   )
   for (const r of rows) {
     console.log(
       `| ${r.n} | ${r.tcpPings ? "on" : "off"} | ${r.loss} % | ${r.windowSeconds / 60} min | ${r.probes} | ${r.failedProbes} | ${r.suspicions} | ${r.tcpPings ? "—" : r.expectedSuspicions.toFixed(0)} | ${r.refutations} | ${r.deathsDeclared} | ${r.failedEvents} | ${r.membersDeclaredDead} | ${fmt(r.crashFirstMs)} | ${fmt(
         r.crashAllMs
-      )} | ${r.wallSeconds.toFixed(0)} s |`
+      )} | ${r.engine ?? "effect"} | ${r.wallSeconds.toFixed(0)} s |`
     )
   }
 }
 
+const printComparison = (rows: ReadonlyArray<ComparisonRow>) => {
+  const cell = (s: Summary) =>
+    `${s.mean.toFixed(s.mean < 100 ? 1 : 0)} ± ${s.sd.toFixed(s.sd < 100 ? 1 : 0)}${s.missing > 0 ? ` (${s.missing} missing)` : ""}`
+  console.log("")
+  console.log(
+    `| figure (N = ${rows[0]?.n}, ${rows[0]?.runs} seeds each) | Effect-level (SimNetwork) | discrete-event |`
+  )
+  console.log("| --- | ---: | ---: |")
+  for (const r of rows) console.log(`| ${r.figure} | ${cell(r.effect)} | ${cell(r.des)} |`)
+}
+
 const main = Effect.gen(function* () {
   const loadBefore = loadavg()
+  const comparison = compareN === undefined ? [] : yield* compare(compareN)
   const sizeRows: Array<SizeRow> = []
   for (const n of sizes) {
-    const row = yield* isolated(n, scale(n))
+    const row = yield* scale(engine, n, n)
     sizeRows.push(row)
     log(`N=${n} done in ${row.wallSeconds.toFixed(1)} s wall`)
   }
   const lossRows: Array<LossRow> = []
   for (const tcp of tcpVariants) {
     for (const loss of losses) {
-      const row = yield* isolated(1000 + loss, lossy(lossN, loss, tcp))
+      const row = yield* lossy(engine, lossN, loss, tcp, 1000 + loss)
       lossRows.push(row)
       log(`loss ${loss}% (tcpPings ${tcp}) done in ${row.wallSeconds.toFixed(1)} s wall`)
     }
@@ -433,13 +250,18 @@ const main = Effect.gen(function* () {
       lossRows,
       fresh ? [] : (old.loss ?? []),
       (r) => `${r.tcpPings ? "tcp" : "udp"}/${r.n}/${r.loss}/${r.windowSeconds}`
-    )
+    ),
+    comparison: comparison.length > 0 ? comparison : (old.comparison ?? [])
   }
+  if (comparison.length > 0) printComparison(comparison)
   if (sizeRows.length > 0) printSizes(sizeRows)
   if (lossRows.length > 0) printLoss(lossRows)
   console.log("")
   console.log("Default timings (probe 1 s, ping timeout 500 ms, 3 indirect, gossip 200 ms to 3, suspicion ×4 (max ×6),")
   console.log("retransmit ×4); 1 ms links; times simulated, sampled every 100 ms.")
+  console.log(
+    `Simulator: ${engine === "des" ? "discrete-event over bare engines" : "Effect-level SimNetwork + TestClock"}.`
+  )
   console.log(
     `Machine: ${results.machine.cpus} × ${results.machine.cpu}, Node ${results.machine.node}, load ${results.machine.loadBefore.join(" ")} → ${results.machine.loadAfter.join(" ")}`
   )

@@ -14,7 +14,15 @@
  */
 export * as Awareness from "./cluster/gossip/Awareness.ts"
 export * as Broadcasts from "./cluster/gossip/Broadcasts.ts"
-/** The fibers that run the engine's rounds: receive, probe, gossip, push-pull, reconnect and reap. */
+/**
+ * The SWIM protocol as a sans-IO state machine: one node's state and pure
+ * transitions, `Engine.handle(now, input)` → outputs (see src/cluster/README.md).
+ */
+export { Engine, type EngineOptions } from "./cluster/gossip/engine/Engine.ts"
+export type { Input } from "./cluster/gossip/engine/Input.ts"
+export { type Output, type Timer, timerKey } from "./cluster/gossip/engine/Output.ts"
+export { type EngineSettings, settingsFromConfig } from "./cluster/gossip/engine/Settings.ts"
+/** What keeps a node running: the receive loop, the stream server and the engine's rounds. */
 export { GossipService } from "./cluster/gossip/GossipService.ts"
 export * as Phi from "./cluster/gossip/PhiDetector.ts"
 export { PhiDetector } from "./cluster/gossip/PhiDetector.ts"
@@ -22,7 +30,7 @@ export * as ProbeOrder from "./cluster/gossip/ProbeOrder.ts"
 export * as Registry from "./cluster/gossip/Registry.ts"
 export { NodeRegistry } from "./cluster/gossip/Registry.ts"
 export * as Suspicion from "./cluster/gossip/Suspicion.ts"
-/** The SWIM engine with the Lifeguard refinements, as one node runs it. */
+/** The Effect shell around the engine: feeds it inputs, executes its outputs on the Transport and Clock. */
 export { Swim, type SwimStats } from "./cluster/gossip/Swim.ts"
 /** The real `Transport`: UDP datagrams and TCP exchanges on one port. */
 export * as UdpTransport from "./cluster/gossip/UdpTransport.ts"

@@ -1,7 +1,8 @@
 /**
  * `shoal/testing`: what tests, simulations and local development use — the
  * in-memory `SimNetwork` (latency, loss, partitions under `TestClock`), the
- * `Transport` interface it implements, whole-cluster simulation helpers, and
+ * `Transport` interface it implements, whole-cluster simulation helpers, the
+ * discrete-event `Simulator` over bare engines, and
  * `DevTls`, throw-away TLS material for trying the RPC server.
  *
  * @module
@@ -21,6 +22,14 @@ export {
   type SimStats,
   type SimTotals
 } from "./cluster/gossip/SimNetwork.ts"
+export { type NodeSpec, SimulatedNode } from "./cluster/gossip/simulator/SimulatedNode.ts"
+export { Simulator, type SimulatorOptions } from "./cluster/gossip/simulator/Simulator.ts"
+/**
+ * The discrete-event simulator: whole clusters of bare protocol engines, no
+ * fibers or `TestClock`, with `SimNetwork`'s fault model — thousands of nodes
+ * in minutes.
+ */
+export type { ByteCounting } from "./cluster/gossip/simulator/Traffic.ts"
 export {
   type Packet,
   type StreamHandler,

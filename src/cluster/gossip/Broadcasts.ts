@@ -72,65 +72,88 @@ interface Entry<A> {
   index: number
 }
 
-/** Max-heap by `seq`, with each entry's index kept in the entry for O(log n) removal. */
-type Heap<A> = Array<Entry<A>>
+/**
+ * One transmit count's entries: a max-heap by `seq`, with each entry's index
+ * kept in the entry for O(log n) removal. The keys it compares (`seqs`) sit
+ * in an array of their own, parallel to the entries: a queue of thousands of
+ * updates (a node that just learnt a whole cluster) then sifts through
+ * contiguous numbers instead of touching an entry object at every level, and
+ * the sifts move a hole rather than swap.
+ */
+class Tier<A> {
+  readonly entries: Array<Entry<A>> = []
+  readonly #seqs: Array<number> = []
 
-const swap = <A>(heap: Heap<A>, i: number, j: number): void => {
-  const a = heap[i]!
-  const b = heap[j]!
-  heap[i] = b
-  heap[j] = a
-  b.index = i
-  a.index = j
-}
-
-const siftUp = <A>(heap: Heap<A>, i: number): void => {
-  while (i > 0) {
-    const parent = (i - 1) >> 1
-    if (heap[parent]!.seq >= heap[i]!.seq) return
-    swap(heap, i, parent)
-    i = parent
+  get size(): number {
+    return this.entries.length
   }
-}
 
-const siftDown = <A>(heap: Heap<A>, i: number): void => {
-  const length = heap.length
-  while (true) {
-    const left = 2 * i + 1
-    if (left >= length) return
-    const right = left + 1
-    const child = right < length && heap[right]!.seq > heap[left]!.seq ? right : left
-    if (heap[i]!.seq >= heap[child]!.seq) return
-    swap(heap, i, child)
-    i = child
+  push(entry: Entry<A>): void {
+    this.entries.push(entry)
+    this.#seqs.push(entry.seq)
+    this.#up(this.entries.length - 1, entry)
   }
-}
 
-const push = <A>(heap: Heap<A>, entry: Entry<A>): void => {
-  entry.index = heap.length
-  heap.push(entry)
-  siftUp(heap, entry.index)
-}
-
-const pop = <A>(heap: Heap<A>): Entry<A> | undefined => {
-  const top = heap[0]
-  if (top === undefined) return undefined
-  const last = heap.pop()!
-  if (last !== top) {
-    heap[0] = last
-    last.index = 0
-    siftDown(heap, 0)
+  pop(): Entry<A> | undefined {
+    const entries = this.entries
+    const top = entries[0]
+    if (top === undefined) return undefined
+    const last = entries.pop()!
+    this.#seqs.pop()
+    if (last !== top) this.#down(0, last)
+    return top
   }
-  return top
-}
 
-const removeAt = <A>(heap: Heap<A>, i: number): void => {
-  const last = heap.pop()!
-  if (i === heap.length) return
-  heap[i] = last
-  last.index = i
-  siftDown(heap, i)
-  siftUp(heap, last.index)
+  removeAt(i: number): void {
+    const entries = this.entries
+    const last = entries.pop()!
+    this.#seqs.pop()
+    if (i === entries.length) return
+    this.#down(i, last)
+    this.#up(last.index, last)
+  }
+
+  /** Places `entry` at hole `i` or above it. */
+  #up(i: number, entry: Entry<A>): void {
+    const entries = this.entries
+    const seqs = this.#seqs
+    const seq = entry.seq
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (seqs[parent]! >= seq) break
+      const moved = entries[parent]!
+      entries[i] = moved
+      seqs[i] = seqs[parent]!
+      moved.index = i
+      i = parent
+    }
+    entries[i] = entry
+    seqs[i] = seq
+    entry.index = i
+  }
+
+  /** Places `entry` at hole `i` or below it. */
+  #down(i: number, entry: Entry<A>): void {
+    const entries = this.entries
+    const seqs = this.#seqs
+    const length = entries.length
+    const seq = entry.seq
+    while (true) {
+      const left = 2 * i + 1
+      if (left >= length) break
+      const right = left + 1
+      const child = right < length && seqs[right]! > seqs[left]! ? right : left
+      if (seq >= seqs[child]!) break
+      const moved = entries[child]!
+      entries[i] = moved
+      seqs[i] = seqs[child]!
+      moved.index = i
+      i = child
+    }
+    entries[i] = entry
+    seqs[i] = seq
+    entry.index = i
+  }
 }
 
 const isValidSize = (size: number) => Number.isFinite(size) && size > 0
@@ -140,7 +163,7 @@ export class Broadcasts<A> {
   readonly retransmitMult: number
   readonly #byKey = new Map<string, Entry<A>>()
   /** `#tiers[t]` holds the entries sent `t` times so far. */
-  #tiers: Array<Heap<A>> = []
+  #tiers: Array<Tier<A>> = []
   #seq = 0
 
   constructor(retransmitMult: number) {
@@ -174,7 +197,7 @@ export class Broadcasts<A> {
       index: 0
     }
     this.#byKey.set(item.key, entry)
-    push(this.#tier(0), entry)
+    this.#tier(0).push(entry)
     return true
   }
 
@@ -183,7 +206,7 @@ export class Broadcasts<A> {
     const entry = this.#byKey.get(key)
     if (entry === undefined) return false
     this.#byKey.delete(key)
-    removeAt(this.#tiers[entry.transmits]!, entry.index)
+    this.#tiers[entry.transmits]!.removeAt(entry.index)
     return true
   }
 
@@ -196,18 +219,40 @@ export class Broadcasts<A> {
    * those that reach the retransmit limit leave the queue.
    */
   select(budgetBytes: number, clusterSize: number, maxItems: number = DEFAULT_MAX_ITEMS): Array<Broadcast<A>> {
+    const out: Array<Broadcast<A>> = []
+    this.#take(budgetBytes, clusterSize, maxItems, (entry) => {
+      out.push({ key: entry.key, payload: entry.payload, size: entry.size, transmits: entry.transmits })
+    })
+    return out
+  }
+
+  /**
+   * {@link select}, appending only the payloads to `out` (the hot path of a
+   * node that sends a packet: no object per chosen update). Returns how many.
+   */
+  selectPayloads(
+    out: Array<A>,
+    budgetBytes: number,
+    clusterSize: number,
+    maxItems: number = DEFAULT_MAX_ITEMS
+  ): number {
+    return this.#take(budgetBytes, clusterSize, maxItems, (entry) => void out.push(entry.payload))
+  }
+
+  #take(budgetBytes: number, clusterSize: number, maxItems: number, chosen: (entry: Entry<A>) => void): number {
     const limit = retransmitLimit(this.retransmitMult, clusterSize)
     this.#dropFrom(limit)
-    if (!(budgetBytes > 0) || !(maxItems >= 1)) return []
+    if (!(budgetBytes > 0) || !(maxItems >= 1)) return 0
     const picked: Array<Entry<A>> = []
-    const skipped: Array<Entry<A>> = []
+    let skipped: Array<Entry<A>> | undefined
     let remaining = budgetBytes
     scan: for (let t = 0; t < this.#tiers.length; t++) {
       const heap = this.#tiers[t]!
       while (picked.length < maxItems) {
-        const entry = pop(heap)
+        const entry = heap.pop()
         if (entry === undefined) break
         if (entry.size > remaining) {
+          skipped ??= []
           skipped.push(entry)
           if (skipped.length >= SELECT_MAX_SKIPS) break scan
           continue
@@ -218,16 +263,14 @@ export class Broadcasts<A> {
       }
       if (picked.length >= maxItems) break
     }
-    for (const entry of skipped) push(this.#tiers[entry.transmits]!, entry)
-    const out: Array<Broadcast<A>> = new Array(picked.length)
-    for (let i = 0; i < picked.length; i++) {
-      const entry = picked[i]!
+    if (skipped !== undefined) for (const entry of skipped) this.#tiers[entry.transmits]!.push(entry)
+    for (const entry of picked) {
       entry.transmits++
       if (entry.transmits >= limit) this.#byKey.delete(entry.key)
-      else push(this.#tier(entry.transmits), entry)
-      out[i] = { key: entry.key, payload: entry.payload, size: entry.size, transmits: entry.transmits }
+      else this.#tier(entry.transmits).push(entry)
+      chosen(entry)
     }
-    return out
+    return picked.length
   }
 
   /**
@@ -251,8 +294,8 @@ export class Broadcasts<A> {
     this.#tiers = []
   }
 
-  #tier(t: number): Heap<A> {
-    while (this.#tiers.length <= t) this.#tiers.push([])
+  #tier(t: number): Tier<A> {
+    while (this.#tiers.length <= t) this.#tiers.push(new Tier())
     return this.#tiers[t]!
   }
 
@@ -260,7 +303,7 @@ export class Broadcasts<A> {
   #dropFrom(limit: number): void {
     if (this.#tiers.length <= limit) return
     for (let t = limit; t < this.#tiers.length; t++) {
-      for (const entry of this.#tiers[t]!) this.#byKey.delete(entry.key)
+      for (const entry of this.#tiers[t]!.entries) this.#byKey.delete(entry.key)
     }
     this.#tiers.length = limit
   }

@@ -521,15 +521,44 @@ export interface Packed {
 const fixedSize = (label: string, bare: Uint8Array) => HEADER_FIXED + labelBytes(label).length + bare.length
 
 /**
+ * What a packet of `messages` takes before any update: header, label and the
+ * encoded messages. With the {@link updateSize}s of its updates added, an
+ * upper bound of the whole packet (the simulator counts bytes this way).
+ */
+export const packetOverhead = (label: string, messages: ReadonlyArray<Message>): number => {
+  const key = overheadKey(label, messages)
+  if (key === undefined) return fixedSize(label, encodePacketBody(messages.map(messageToWire), NO_UPDATES))
+  let size = overheads.get(key)
+  if (size === undefined) {
+    size = fixedSize(label, encodePacketBody(messages.map(messageToWire), NO_UPDATES))
+    if (overheads.size >= 1024) overheads.clear()
+    overheads.set(key, size)
+  }
+  return size
+}
+
+/**
+ * Every packet a node sends carries nothing, or one ping, ack or nack, and
+ * what those take depends only on the kind and on how many bits the sequence
+ * number has (ids are 16 bytes each): so their overhead is computed once per
+ * label, kind and bit length instead of encoding the message at every send.
+ */
+const overheads = new Map<string, number>()
+const overheadKey = (label: string, messages: ReadonlyArray<Message>): string | undefined => {
+  if (messages.length === 0) return label
+  if (messages.length > 1) return undefined
+  const message = messages[0]!
+  if (message._tag === "PingReq") return undefined
+  return `${label}\u0000${message._tag}\u0000${message.seq === 0 ? 0 : Math.floor(Math.log2(message.seq)) + 1}`
+}
+
+/**
  * Bytes left for piggybacked updates in a packet of `messages`, for the
  * dissemination queue's budget: updates whose {@link updateSize}s sum to at
  * most this always fit, so {@link packCompound} takes all of them.
  */
 export const updateBudget = (label: string, messages: ReadonlyArray<Message>, maxPacketSize: number): number =>
-  Math.max(
-    0,
-    maxPacketSize - fixedSize(label, encodePacketBody(messages.map(messageToWire), NO_UPDATES)) - PACKET_GROWTH_SLACK
-  )
+  Math.max(0, maxPacketSize - packetOverhead(label, messages) - PACKET_GROWTH_SLACK)
 
 /**
  * Builds the compound packet `messages` + the longest prefix of `candidates`
@@ -604,40 +633,46 @@ const decodeWirePushPull = Schema.decodeUnknownResult(PushPullBinary)
 
 /**
  * Encodes a push-pull message for the stream exchange, with the same header
- * as a packet. Fails when the state does not fit `maxBytes`: the peer would
- * refuse it anyway.
+ * as a packet; a failure when the state does not fit `maxBytes` (the peer
+ * would refuse it anyway). The protocol engine's variant, with no Effect
+ * around it.
  */
+export const encodePushPullResult = (
+  label: string,
+  message: PushPull,
+  maxBytes: number = MAX_PUSH_PULL_SIZE
+): Result.Result<Uint8Array<ArrayBuffer>, SerializationError> => {
+  const bytes = frame(KIND_PUSH_PULL, labelBytes(label), encodeWirePushPull(pushPullToWire(message)))
+  return bytes.length > maxBytes
+    ? Result.fail(
+        reject(
+          "too-large",
+          `push-pull state of ${message.nodes.length} members takes ${bytes.length} bytes, over the ${maxBytes}-byte cap`
+        )
+      )
+    : Result.succeed(bytes)
+}
+
+/** {@link encodePushPullResult} as an Effect. */
 export const encodePushPull = (
   label: string,
   message: PushPull,
   maxBytes: number = MAX_PUSH_PULL_SIZE
 ): Effect.Effect<Uint8Array<ArrayBuffer>, SerializationError> =>
-  Effect.suspend(() => {
-    const bytes = frame(KIND_PUSH_PULL, labelBytes(label), encodeWirePushPull(pushPullToWire(message)))
-    return bytes.length > maxBytes
-      ? Effect.fail(
-          reject(
-            "too-large",
-            `push-pull state of ${message.nodes.length} members takes ${bytes.length} bytes, over the ${maxBytes}-byte cap`
-          )
-        )
-      : Effect.succeed(bytes)
-  })
+  Effect.suspend(() => Effect.fromResult(encodePushPullResult(label, message, maxBytes)))
 
-/** Decodes a push-pull message of cluster `label`, refusing anything over `maxBytes` before reading it. */
-export const decodePushPull = (
+/**
+ * Decodes a push-pull message of cluster `label`, refusing anything over
+ * `maxBytes` before reading it. Never throws.
+ */
+export const decodePushPullResult = (
   label: string,
   bytes: Uint8Array,
   maxBytes: number = MAX_PUSH_PULL_SIZE
-): Effect.Effect<PushPull, SerializationError> =>
-  Effect.suspend(() => {
-    if (bytes.length > maxBytes) {
-      return Effect.fail(
-        reject("too-large", `push-pull frame of ${bytes.length} bytes exceeds the ${maxBytes}-byte cap`)
-      )
-    }
-    return Effect.fromResult(
-      decodeFramed(
+): Result.Result<PushPull, SerializationError> =>
+  bytes.length > maxBytes
+    ? Result.fail(reject("too-large", `push-pull frame of ${bytes.length} bytes exceeds the ${maxBytes}-byte cap`))
+    : decodeFramed(
         bytes,
         label,
         KIND_PUSH_PULL,
@@ -646,5 +681,11 @@ export const decodePushPull = (
         decodeWirePushPull,
         pushPullFromWire
       )
-    )
-  })
+
+/** {@link decodePushPullResult} as an Effect. */
+export const decodePushPull = (
+  label: string,
+  bytes: Uint8Array,
+  maxBytes: number = MAX_PUSH_PULL_SIZE
+): Effect.Effect<PushPull, SerializationError> =>
+  Effect.suspend(() => Effect.fromResult(decodePushPullResult(label, bytes, maxBytes)))

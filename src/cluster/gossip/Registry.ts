@@ -89,7 +89,8 @@ const tagValue = (tags: Tags, key: string): string | undefined => (Object.hasOwn
 /**
  * The member table: members by id, tombstones by id, and a tag index
  * `key → value → ids` over the members a tag query can return (`Alive` and
- * `Suspect`), so discovery never scans the whole membership.
+ * `Suspect`), so discovery never scans the whole membership (built at the
+ * first tag query, kept up to date after).
  *
  * Synchronous and single-owner: every method runs to completion, so a caller
  * that runs each call inside one `Effect.sync` gets atomic updates for free
@@ -99,12 +100,19 @@ const tagValue = (tags: Tags, key: string): string | undefined => (Object.hasOwn
 export class MemberTable {
   readonly #members = new Map<NodeId, ClusterNode>()
   readonly #tombstones = new Map<NodeId, Tombstone>()
-  readonly #index = new Map<string, Map<string, Set<NodeId>>>()
+  /** Built at the first tag query and maintained from then on: a table nobody queries by tag (a simulated node) keeps none. */
+  #index: Map<string, Map<string, Set<NodeId>>> | undefined = undefined
+  readonly #counts: Record<NodeState, number> = { Alive: 0, Suspect: 0, Dead: 0, Left: 0 }
   #sequence = 0
 
   /** Number of members (any state; tombstones excluded). */
   get size(): number {
     return this.#members.size
+  }
+
+  /** Number of members in `state`, in O(1) (a simulation of thousands of nodes asks it of every node). */
+  count(state: NodeState): number {
+    return this.#counts[state]
   }
 
   /** Sequence number of the last change made (0 before the first). */
@@ -114,7 +122,7 @@ export class MemberTable {
 
   /** A read-only view of the tag index, for inspection and tests. Never holds an empty set or map. */
   get tagIndex(): ReadonlyMap<string, ReadonlyMap<string, ReadonlySet<NodeId>>> {
-    return this.#index
+    return this.#indexed()
   }
 
   /** The member with this id, if held. */
@@ -123,6 +131,11 @@ export class MemberTable {
   }
 
   /** The tombstone of a reaped member, if still kept. */
+  /** How many tombstones are kept. */
+  get tombstoneCount(): number {
+    return this.#tombstones.size
+  }
+
   tombstone(id: NodeId): Tombstone | undefined {
     return this.#tombstones.get(id)
   }
@@ -197,7 +210,8 @@ export class MemberTable {
     const node = this.#members.get(id)
     if (node === undefined) return undefined
     this.#members.delete(id)
-    if (isIndexed(node.state)) this.#unindexAll(node)
+    this.#counts[node.state]--
+    if (isIndexed(node.state) && this.#index !== undefined) this.#unindexAll(node)
     this.#tombstones.set(id, { node, reapedAt: now })
     return { _tag: "Reaped", sequence: ++this.#sequence, node, reapedAt: now }
   }
@@ -221,7 +235,7 @@ export class MemberTable {
 
   /** `Alive` members (and `Suspect` ones with `includeSuspect`) whose tag `key` is `value`. */
   getNodesByTag(key: string, value: string, options?: TagQueryOptions): Array<ClusterNode> {
-    const ids = this.#index.get(key)?.get(value)
+    const ids = this.#indexed().get(key)?.get(value)
     const out: Array<ClusterNode> = []
     if (ids === undefined) return out
     for (const id of ids) {
@@ -239,7 +253,7 @@ export class MemberTable {
   getNodesByTags(tags: Tags, options?: TagQueryOptions): Array<ClusterNode> {
     const sets: Array<ReadonlySet<NodeId>> = []
     for (const key of Object.keys(tags)) {
-      const ids = this.#index.get(key)?.get(tags[key]!)
+      const ids = this.#indexed().get(key)?.get(tags[key]!)
       if (ids === undefined) return []
       sets.push(ids)
     }
@@ -264,12 +278,15 @@ export class MemberTable {
 
   #apply(previous: ClusterNode | undefined, current: ClusterNode): Applied {
     this.#members.set(current.id, current)
+    if (previous !== undefined) this.#counts[previous.state]--
+    this.#counts[current.state]++
     this.#reindex(previous, current)
     return { _tag: "Applied", sequence: ++this.#sequence, previous, current }
   }
 
   /** Moves the member's index entries from `previous` to `current`, touching only the tags that differ. */
   #reindex(previous: ClusterNode | undefined, current: ClusterNode): void {
+    if (this.#index === undefined) return
     const was = previous !== undefined && isIndexed(previous.state) ? previous : undefined
     const is = isIndexed(current.state)
     if (was !== undefined && is && was.tags === current.tags) return
@@ -287,22 +304,34 @@ export class MemberTable {
     }
   }
 
+  /** The tag index, built from the members now if this is its first use. */
+  #indexed(): Map<string, Map<string, Set<NodeId>>> {
+    if (this.#index !== undefined) return this.#index
+    this.#index = new Map()
+    for (const node of this.#members.values()) {
+      if (!isIndexed(node.state)) continue
+      for (const key of Object.keys(node.tags)) this.#indexOne(key, node.tags[key]!, node.id)
+    }
+    return this.#index
+  }
+
   #indexOne(key: string, value: string, id: NodeId): void {
-    let values = this.#index.get(key)
-    if (values === undefined) this.#index.set(key, (values = new Map()))
+    const index = this.#index!
+    let values = index.get(key)
+    if (values === undefined) index.set(key, (values = new Map()))
     let ids = values.get(value)
     if (ids === undefined) values.set(value, (ids = new Set()))
     ids.add(id)
   }
 
   #unindex(key: string, value: string, id: NodeId): void {
-    const values = this.#index.get(key)
+    const values = this.#index?.get(key)
     const ids = values?.get(value)
     if (values === undefined || ids === undefined) return
     ids.delete(id)
     if (ids.size === 0) {
       values.delete(value)
-      if (values.size === 0) this.#index.delete(key)
+      if (values.size === 0) this.#index!.delete(key)
     }
   }
 
@@ -331,6 +360,14 @@ export class MemberTable {
 export class NodeRegistry extends Context.Service<
   NodeRegistry,
   {
+    /**
+     * The table itself, for the protocol engine, which applies every change
+     * there synchronously and hands each one to {@link publish}; everything
+     * below reads the same table.
+     */
+    readonly table: MemberTable
+    /** Publishes a change the engine made to {@link table} to the subscribers of {@link changes}. */
+    readonly publish: (change: RegistryChange) => void
     /** Applies a claim (see {@link MemberTable.upsert}); the change, or `undefined` when the claim lost. */
     readonly upsert: (node: ClusterNode) => Effect.Effect<Applied | undefined>
     /**
@@ -401,6 +438,8 @@ export class NodeRegistry extends Context.Service<
     const subscribe = PubSub.subscribe(pubsub)
 
     return NodeRegistry.of({
+      table,
+      publish: (change) => void publish(change),
       upsert: (node) => Effect.sync(() => publish(table.upsert(node))),
       updateState: (id, state, incarnation) =>
         Effect.suspend(() =>

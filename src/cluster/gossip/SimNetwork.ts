@@ -71,6 +71,8 @@ import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import { InvalidConfiguration, NetworkError } from "../Errors.ts"
 import { Address, formatAddress } from "../Node.ts"
+import { type Conditions, defaultConditions, FaultModel, type NodeOverride } from "./FaultModel.ts"
+import { type Timed, TimedQueue } from "./TimedQueue.ts"
 import { logPacket, type Packet, type StreamHandler, Transport, type TransportStats } from "./Transport.ts"
 
 /** Conditions of a link (or of every link of a node). Unset fields fall back to the next level. */
@@ -216,22 +218,6 @@ export class SimNetwork extends Context.Service<
 // internals
 // ---------------------------------------------------------------------------
 
-interface Conditions {
-  readonly latency: number
-  readonly jitter: number
-  readonly loss: number
-}
-
-interface PartialConditions {
-  readonly latency?: number
-  readonly jitter?: number
-  readonly loss?: number
-}
-
-interface NodeOverride extends PartialConditions {
-  readonly sendDelay?: number
-}
-
 class Counters {
   packetsSent = 0
   bytesSent = 0
@@ -276,60 +262,10 @@ interface SimNode {
   attached: boolean
 }
 
-interface Delivery {
-  readonly time: number
-  readonly seq: number
+interface Delivery extends Timed {
   readonly run: () => void
 }
 
-/** Binary min-heap on (time, seq): equal times deliver in scheduling order. */
-class DeliveryHeap {
-  private readonly items: Array<Delivery> = []
-  get size(): number {
-    return this.items.length
-  }
-  peek(): Delivery | undefined {
-    return this.items[0]
-  }
-  clear(): void {
-    this.items.length = 0
-  }
-  push(item: Delivery): void {
-    const items = this.items
-    let i = items.length
-    items.push(item)
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (!before(item, items[parent]!)) break
-      items[i] = items[parent]!
-      i = parent
-    }
-    items[i] = item
-  }
-  pop(): Delivery | undefined {
-    const items = this.items
-    const top = items[0]
-    const last = items.pop()
-    if (top === undefined || last === undefined || items.length === 0) return top
-    let i = 0
-    const n = items.length
-    while (true) {
-      const left = 2 * i + 1
-      if (left >= n) break
-      const right = left + 1
-      const child = right < n && before(items[right]!, items[left]!) ? right : left
-      if (!before(items[child]!, last)) break
-      items[i] = items[child]!
-      i = child
-    }
-    items[i] = last
-    return top
-  }
-}
-
-const before = (a: Delivery, b: Delivery): boolean => a.time < b.time || (a.time === b.time && a.seq < b.seq)
-
-const defaultConditions: Conditions = { latency: 1, jitter: 0, loss: 0 }
 const firstEphemeralPort = 49152
 // source ports of simulated stream connections (Linux's default ephemeral range)
 const ephemeralBase = 32768
@@ -364,14 +300,6 @@ const parseConditions = Effect.fnUntraced(function* (
   return out
 })
 
-const worse = (a: number | undefined, b: number | undefined): number | undefined =>
-  a === undefined ? b : b === undefined ? a : Math.max(a, b)
-
-const combinedLoss = (a: number | undefined, b: number | undefined): number | undefined =>
-  a === undefined ? b : b === undefined ? a : 1 - (1 - a) * (1 - b)
-
-const linkKey = (from: string, to: string): string => `${from}>${to}`
-
 const failure = (message: string, address: string, cause?: unknown): NetworkError =>
   cause === undefined ? new NetworkError({ message, address }) : new NetworkError({ message, address, cause })
 
@@ -397,20 +325,15 @@ export const make = Effect.fnUntraced(function* (
   const random = yield* Random.Random
   const scope = yield* Effect.scope
 
-  let defaults: Conditions = {
+  const faults = new FaultModel({
     latency: initial.latency ?? defaultConditions.latency,
     jitter: initial.jitter ?? defaultConditions.jitter,
     loss: initial.loss ?? defaultConditions.loss
-  }
-  const links = new Map<string, PartialConditions>()
-  const nodeOverrides = new Map<string, NodeOverride>()
+  })
+  const nextDouble = () => random.nextDoubleUnsafe()
   const nodes = new Map<string, SimNode>()
   const counters = new Map<string, Counters>()
   let hostnames = new Map<string, ReadonlyArray<string>>()
-  let groups = new Map<string, number>()
-  let partitioned = false
-  const isolated = new Set<string>()
-  const cuts = new Set<string>()
   /**
    * Paused addresses: each one's latches open on resume — its timers at once,
    * its sockets a millisecond later, as Node's event loop runs due timers
@@ -453,36 +376,15 @@ export const make = Effect.fnUntraced(function* (
     return c
   }
 
-  const blocked = (from: string, to: string): boolean => {
-    if (isolated.size > 0 && (isolated.has(from) || isolated.has(to))) return true
-    if (cuts.size > 0 && cuts.has(linkKey(from, to))) return true
-    if (!partitioned) return false
-    return (groups.get(from) ?? -1) !== (groups.get(to) ?? -1)
-  }
-
-  const conditionsOf = (from: string, to: string): Conditions => {
-    const link = links.size === 0 ? undefined : links.get(linkKey(from, to))
-    const a = nodeOverrides.size === 0 ? undefined : nodeOverrides.get(from)
-    const b = nodeOverrides.size === 0 ? undefined : nodeOverrides.get(to)
-    if (link === undefined && a === undefined && b === undefined) return defaults
-    return {
-      latency: link?.latency ?? worse(a?.latency, b?.latency) ?? defaults.latency,
-      jitter: link?.jitter ?? worse(a?.jitter, b?.jitter) ?? defaults.jitter,
-      loss: link?.loss ?? combinedLoss(a?.loss, b?.loss) ?? defaults.loss
-    }
-  }
-
+  const blocked = (from: string, to: string): boolean => faults.blocked(from, to)
+  const conditionsOf = (from: string, to: string): Conditions => faults.conditionsOf(from, to)
   /** One-way delay for a message from → to, drawing jitter from `Random`. */
-  const delayOf = (from: string, conditions: Conditions): number => {
-    const jitter = conditions.jitter > 0 ? random.nextDoubleUnsafe() * conditions.jitter : 0
-    const sendDelay = nodeOverrides.size === 0 ? 0 : (nodeOverrides.get(from)?.sendDelay ?? 0)
-    return conditions.latency + jitter + sendDelay
-  }
+  const delayOf = (from: string, conditions: Conditions): number => faults.delayOf(from, conditions, nextDouble)
 
   // -- the delivery scheduler -------------------------------------------------
 
   let streamSequence = 0
-  const heap = new DeliveryHeap()
+  const heap = new TimedQueue<Delivery>()
   let sequence = 0
   let armedAt: number | undefined
   let generation = 0
@@ -593,7 +495,7 @@ export const make = Effect.fnUntraced(function* (
           own.droppedPartition++
         } else {
           const conditions = conditionsOf(fromKey, toKey)
-          if (conditions.loss > 0 && random.nextDoubleUnsafe() < conditions.loss) {
+          if (faults.loses(conditions, nextDouble)) {
             own.droppedLoss++
           } else {
             const bytes = payload.slice()
@@ -790,7 +692,7 @@ export const make = Effect.fnUntraced(function* (
       }),
     setDefaults: (conditions) =>
       Effect.map(parseConditions(conditions), (parsed) => {
-        defaults = {
+        faults.defaults = {
           latency: parsed.latency ?? defaultConditions.latency,
           jitter: parsed.jitter ?? defaultConditions.jitter,
           loss: parsed.loss ?? defaultConditions.loss
@@ -798,32 +700,19 @@ export const make = Effect.fnUntraced(function* (
       }),
     setLink: (from, to, conditions) =>
       Effect.map(parseConditions(conditions), ({ sendDelay: _, ...parsed }) => {
-        links.set(linkKey(formatAddress(from), formatAddress(to)), parsed)
+        faults.setLink(formatAddress(from), formatAddress(to), parsed)
       }),
-    clearLink: (from, to) => set(() => void links.delete(linkKey(formatAddress(from), formatAddress(to)))),
+    clearLink: (from, to) => set(() => faults.clearLink(formatAddress(from), formatAddress(to))),
     setNode: (address, conditions) =>
       Effect.map(parseConditions(conditions), (parsed) => {
-        nodeOverrides.set(formatAddress(address), parsed)
+        faults.setNode(formatAddress(address), parsed)
       }),
-    clearNode: (address) => set(() => void nodeOverrides.delete(formatAddress(address))),
-    partition: (partition) =>
-      set(() => {
-        const next = new Map<string, number>()
-        partition.forEach((group, index) => {
-          for (const address of group) next.set(formatAddress(address), index)
-        })
-        groups = next
-        partitioned = true
-      }),
-    isolate: (address) => set(() => void isolated.add(formatAddress(address))),
-    cut: (from, to) => set(() => void cuts.add(linkKey(formatAddress(from), formatAddress(to)))),
-    uncut: (from, to) => set(() => void cuts.delete(linkKey(formatAddress(from), formatAddress(to)))),
-    heal: set(() => {
-      groups = new Map()
-      partitioned = false
-      isolated.clear()
-      cuts.clear()
-    }),
+    clearNode: (address) => set(() => faults.clearNode(formatAddress(address))),
+    partition: (partition) => set(() => faults.partition(partition.map((group) => group.map(formatAddress)))),
+    isolate: (address) => set(() => faults.isolate(formatAddress(address))),
+    cut: (from, to) => set(() => faults.cut(formatAddress(from), formatAddress(to))),
+    uncut: (from, to) => set(() => faults.uncut(formatAddress(from), formatAddress(to))),
+    heal: set(() => faults.heal()),
     pause: (address) =>
       set(() => {
         const key = formatAddress(address)

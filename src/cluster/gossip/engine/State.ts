@@ -1,0 +1,249 @@
+/**
+ * One node's whole protocol state, and the few primitives every part of the
+ * engine uses to act: emit an output, arm or disarm a timer, log, count,
+ * publish a table change. The parts (probing, dissemination, membership
+ * updates, anti-entropy, joining) are functions over this state; `Engine`
+ * dispatches inputs to them.
+ *
+ * Nothing here reads a clock or a random source of its own: `now` is set
+ * from each input, and randomness comes from the engine's seeded `rng`.
+ *
+ * @since 0.1.0
+ */
+import { type Address, ClusterNode, type NodeId, type NodeState } from "../../Node.ts"
+import { Awareness } from "../Awareness.ts"
+import { Broadcasts } from "../Broadcasts.ts"
+import { NodeStateUpdate } from "../Messages.ts"
+import type { PhiDetectors } from "../PhiDetector.ts"
+import type { MemberTable, RegistryChange } from "../Registry.ts"
+import type { Suspicion } from "../Suspicion.ts"
+import { Members } from "./Members.ts"
+import { type Output, type Timer, timerKey } from "./Output.ts"
+import type { Rng } from "./Rng.ts"
+import type { EngineSettings, Identity } from "./Settings.ts"
+import { type Counters, zeroCounters } from "./Stats.ts"
+
+/** The probe in flight (one at a time: a round ends before the next begins). */
+export interface ProbeInFlight {
+  readonly seq: number
+  /** The member as it was when the probe began: a verdict only applies at this incarnation. */
+  readonly target: ClusterNode
+  readonly started: number
+  /** How long the probe may take: the probe interval, stretched by the health score. */
+  readonly budget: number
+  /** Helpers asked for an indirect ping. */
+  helpers: number
+  nacks: number
+  /** The TCP fallback ping's exchange, while it runs. */
+  tcp: number | undefined
+}
+
+/** Who waits for the ack of one sequence number (besides the probe in flight). */
+export type Waiter =
+  | {
+      readonly kind: "probe"
+      readonly target: NodeId
+      /** An ack from another identity sent from this address means the address changed hands. */
+      readonly address: string
+    }
+  | { readonly kind: "verify"; readonly target: NodeId; readonly address: string; readonly member: ClusterNode }
+  | {
+      /** A peer's verdict about a member we hold alive, put to the member before we take it. */
+      readonly kind: "check"
+      readonly target: NodeId
+      readonly address: string
+      readonly member: ClusterNode
+      readonly verdict: NodeStateUpdate
+      answered: boolean
+    }
+  | {
+      readonly kind: "relay"
+      readonly target: NodeId
+      readonly address: string
+      readonly requestor: Address
+      readonly requestSeq: number
+      nacked: boolean
+    }
+
+/** One seed of a join attempt: its addresses, tried in turn. */
+export interface SeedProgress {
+  readonly seed: string
+  readonly targets: ReadonlyArray<Address>
+  next: number
+  readonly attempt: JoinAttempt
+}
+
+export interface JoinAttempt {
+  readonly ticket: number
+  readonly deadline: number
+  /** Seeds not started yet (at most `MAX_BACKGROUND_EXCHANGES` run at once). */
+  readonly waiting: Array<SeedProgress>
+  running: number
+  answered: number
+  readonly failures: Array<string>
+}
+
+/** What an exchange in flight was for. */
+export type ExchangeRecord =
+  | {
+      readonly kind: "PushPull"
+      readonly to: Address
+      /** Who we believe is there (its tombstone, if we reaped it, went with our state). */
+      readonly peer: NodeId | undefined
+      /** Set for a background exchange: its slot among `MAX_BACKGROUND_EXCHANGES`. */
+      readonly background: string | undefined
+      /** Set for a join exchange. */
+      readonly seed: SeedProgress | undefined
+    }
+  | { readonly kind: "StreamPing"; readonly probeSeq: number; readonly target: NodeId }
+
+/**
+ * Constructor options for messages the engine builds from values that were
+ * checked already (its own id, decoded sequence numbers and addresses): a
+ * schema class otherwise validates every field of every ack it sends.
+ */
+export const TRUSTED = { disableChecks: true } as const
+
+/** The largest sequence number; the next one is 0. */
+const MAX_SEQ = 0xffff_ffff
+
+export class EngineState {
+  readonly settings: EngineSettings
+  readonly rng: Rng
+  /** The address the transport is bound to (for "is this seed me?"). */
+  readonly boundAddress: Address
+  /** The time of the input being handled. */
+  now = 0
+  self: ClusterNode
+  leaving = false
+  /** Between Start and Stop: the rounds run. */
+  running = false
+  /**
+   * The gossip round's schedule: when it last fired (or was first due), and
+   * whether its timer is armed. With nothing queued it is not re-armed — an
+   * idle node does not wake five times a second for nothing — and the next
+   * update arms it again at the schedule's next tick, where it would have run
+   * anyway.
+   */
+  gossipTick = 0
+  gossipArmed = false
+  /** The reaper's schedule, kept the same way: armed only while a member is down or a tombstone kept. */
+  reapTick = 0
+  reapArmed = false
+
+  readonly members: Members
+  readonly phi: PhiDetectors
+  readonly awareness: Awareness
+  readonly broadcasts: Broadcasts<NodeStateUpdate>
+  readonly suspicions = new Map<NodeId, Suspicion<NodeId>>()
+  readonly waiters = new Map<number, Waiter>()
+  probe: ProbeInFlight | undefined = undefined
+  /** When the current (or last) probe round began. */
+  probeRoundStarted = 0
+  readonly lastProbed = new Map<NodeId, number>()
+  lastRoundOutOfTurn = false
+
+  readonly exchanges = new Map<number, ExchangeRecord>()
+  /** Peers (by id or address) with a background exchange in flight. */
+  readonly exchanging = new Set<string>()
+  /** When each dead member heard from was last revived, and each stranger last learnt from. */
+  readonly lastRevived = new Map<NodeId, number>()
+  readonly lastLearnt = new Map<string, number>()
+  /** Seed resolutions asked for by a reconnect round, with the draw that picks among their addresses. */
+  readonly resolving = new Map<number, number>()
+
+  readonly joins = new Map<number, JoinAttempt>()
+  leaveTickets: Array<number> = []
+  leaveDeadline = 0
+
+  readonly counters: Counters = zeroCounters()
+  #seq = 0
+  #ids = 0
+  #out: Array<Output> = []
+
+  constructor(options: {
+    readonly settings: EngineSettings
+    readonly identity: Identity
+    readonly table: MemberTable
+    readonly phi: PhiDetectors
+    readonly rng: Rng
+  }) {
+    const { identity, settings } = options
+    this.settings = settings
+    this.rng = options.rng
+    this.boundAddress = identity.boundAddress
+    this.members = new Members(options.table)
+    this.phi = options.phi
+    this.awareness = new Awareness(settings.awarenessMaxMultiplier)
+    this.broadcasts = new Broadcasts<NodeStateUpdate>(settings.retransmitMult)
+    this.self = new ClusterNode(
+      {
+        id: identity.id,
+        name: identity.name,
+        gossipAddress: identity.gossipAddress,
+        ...(identity.rpcAddress === undefined ? {} : { rpcAddress: identity.rpcAddress }),
+        tags: identity.tags,
+        state: "Alive",
+        incarnation: 0
+      },
+      { disableChecks: true }
+    )
+  }
+
+  get table(): MemberTable {
+    return this.members.table
+  }
+
+  /** The next probe sequence number (wraps at 2³²). */
+  nextSeq(): number {
+    this.#seq = this.#seq >= MAX_SEQ ? 0 : this.#seq + 1
+    return this.#seq
+  }
+
+  /** A fresh id for an exchange or a resolution. */
+  nextId(): number {
+    return ++this.#ids
+  }
+
+  emit(output: Output): void {
+    this.#out.push(output)
+  }
+
+  /** The outputs emitted since the last call. */
+  takeOutputs(): Array<Output> {
+    const out = this.#out
+    this.#out = []
+    return out
+  }
+
+  /** Arms `timer` at `at`, or now if that has passed (a suspicion confirmed late, say). */
+  setTimer(timer: Timer, at: number): void {
+    this.emit({ _tag: "SetTimer", timer, at: Math.max(at, this.now) })
+  }
+
+  cancelTimer(timer: Timer): void {
+    this.emit({ _tag: "CancelTimer", key: timerKey(timer) })
+  }
+
+  log(message: string, annotations: Readonly<Record<string, unknown>> = {}): void {
+    this.emit({ _tag: "Log", message, annotations })
+  }
+
+  count(metric: "packetsRejected" | "suspicions" | "refutations"): void {
+    this.emit({ _tag: "Count", metric })
+  }
+
+  publish(change: RegistryChange | undefined): void {
+    if (change !== undefined) this.emit({ _tag: "MembershipChanged", change })
+  }
+
+  /** This node's announcement of itself, in full. */
+  selfUpdate(): NodeStateUpdate {
+    return NodeStateUpdate.fromNode(this.self, this.self.id)
+  }
+
+  /** A bare claim "`id` is `state` at `incarnation`", by `from` (this node unless given). */
+  accusation(id: NodeId, state: NodeState, incarnation: number, from: NodeId = this.self.id): NodeStateUpdate {
+    return new NodeStateUpdate({ nodeId: id, state, incarnation, from }, { disableChecks: true })
+  }
+}
