@@ -39,6 +39,7 @@ export {
   parseAddress,
   Tags
 } from "./cluster/Node.ts"
+export { MemberReachability, ReachabilityOutcome } from "./cluster/Reachability.ts"
 export type { Strategy as BalancingStrategy } from "./rpc/Balancer.ts"
 export * as ClusterClient from "./rpc/ClusterClient.ts"
 export { Idempotent } from "./rpc/ClusterClient.ts"

@@ -46,6 +46,7 @@ import type { AggregatedHealth } from "./health/Health.ts"
 import { Health } from "./health/Health.ts"
 import type { HealthCheck } from "./health/HealthCheck.ts"
 import type { ClusterNode, NodeId, Tags } from "./Node.ts"
+import { MemberReachability } from "./Reachability.ts"
 
 /** What `Cluster.stats` reports: the engine's counters and the transport's. */
 export interface ClusterStats extends SwimStats {
@@ -159,6 +160,19 @@ export class Cluster extends Context.Service<
      * now and when the last packet arrived (`Clock` milliseconds).
      */
     readonly phiReadings: Effect.Effect<ReadonlyArray<PhiReading>, ClusterClosed>
+    /**
+     * Probes every member now (every one held, except this node and those that
+     * left) as a probe round would — a direct ping, then ping-reqs through
+     * helpers and the ping over TCP — and reports how each answered first,
+     * with the round trip (see {@link MemberReachability}). It only measures:
+     * an unreachable member is reported, not suspected, and the probe rounds
+     * go on as before. Every check has a probe's budget, the probe interval
+     * stretched by the health score, at most `timeout` when given; the answer
+     * comes by then. Members come in the registry's order.
+     */
+    readonly reachability: (options?: {
+      readonly timeout?: Duration.Input | undefined
+    }) => Effect.Effect<ReadonlyArray<MemberReachability>, ClusterClosed>
     /** Adds a health check and runs the checks at once; the returned effect removes it again. */
     readonly addHealthCheck: (check: HealthCheck) => Effect.Effect<Effect.Effect<void>, ClusterClosed>
     /** The latest aggregated health of this node's checks. */
@@ -354,6 +368,34 @@ export class Cluster extends Context.Service<
           )
         }),
         phiReadings: open("Cluster.phiReadings", phi.readings),
+        reachability: Effect.fn("Cluster.reachability")(function* (options?: {
+          readonly timeout?: Duration.Input | undefined
+        }) {
+          return yield* member(
+            "Cluster.reachability",
+            Effect.gen(function* () {
+              const self = yield* swim.localNode
+              const targets = (yield* registry.members).filter((node) => node.id !== self.id && node.state !== "Left")
+              const max = options?.timeout === undefined ? undefined : Duration.toMillis(options.timeout)
+              const results = yield* swim.reach(
+                targets.map((node) => node.id),
+                max
+              )
+              return results.flatMap((result, i) => {
+                if (result.route === "unknown") return []
+                return [
+                  new MemberReachability({
+                    node: targets[i]!,
+                    outcome: result.route === "none" ? "unreachable" : result.route,
+                    ...(result.rtt === undefined ? {} : { rtt: result.rtt }),
+                    helpers: result.helpers,
+                    nacks: result.nacks
+                  })
+                ]
+              })
+            })
+          )
+        }),
         addHealthCheck: Effect.fn("Cluster.addHealthCheck")(function* (check: HealthCheck) {
           return yield* member(
             "Cluster.addHealthCheck",
