@@ -194,6 +194,8 @@ export const layer = (options: HandlerOptions) =>
         ForceLeave: ({ member }) => cluster.forceLeave(member),
         UpdateTags: ({ set, remove }) => cluster.updateTags({ set, remove }),
         Info: () => agentInfo(cluster, options.version),
+        Reachability: ({ timeoutMillis }) =>
+          cluster.reachability(timeoutMillis === undefined ? {} : { timeout: Duration.millis(timeoutMillis) }),
         KeysList: () => Effect.map(cluster.keys.list, reportView),
         KeysInstall: ({ key }) => Effect.map(cluster.keys.install(Redacted.make(key)), reportView),
         KeysUse: ({ fingerprint }) => Effect.map(cluster.keys.use(fingerprint), reportView),

@@ -1,7 +1,7 @@
 /**
  * The agent's local admin interface as an effect/rpc group: what `shoal
- * members`, `monitor`, `join`, `leave`, `force-leave`, `tags`, `info` and
- * `keys` ask a running agent. Every procedure fails with the library's own
+ * members`, `monitor`, `join`, `leave`, `force-leave`, `tags`, `info`,
+ * `reachability` and `keys` ask a running agent. Every procedure fails with the library's own
  * `ClusterError`s, so a caller matches on the same tags as an application
  * embedding `Cluster` would; the `AdminAuth` middleware adds
  * `AdminUnauthorized` when a loopback caller does not present the token.
@@ -16,6 +16,7 @@ import * as Schema from "effect/Schema"
 import { ClusterError } from "../cluster/Errors.ts"
 import { ClusterEvent } from "../cluster/Events.ts"
 import { ClusterNode, NodeState, Tags } from "../cluster/Node.ts"
+import { MemberReachability } from "../cluster/Reachability.ts"
 
 /** A caller on a loopback port that did not present the agent's admin token. */
 export class AdminUnauthorized extends Schema.TaggedError<AdminUnauthorized>()("AdminUnauthorized", {
@@ -156,6 +157,12 @@ export class AdminRpcs extends RpcGroup.make(
     error: ClusterError
   }),
   Rpc.make("Info", { success: AgentInfo, error: ClusterError }),
+  Rpc.make("Reachability", {
+    /** At most this long (ms) per check; the agent's probe budget otherwise. */
+    payload: { timeoutMillis: Schema.optionalKey(Schema.Number) },
+    success: Schema.Array(MemberReachability),
+    error: ClusterError
+  }),
   Rpc.make("KeysList", { success: KeyringReportView, error: ClusterError }),
   Rpc.make("KeysInstall", { payload: { key: Schema.String }, success: KeyringReportView, error: ClusterError }),
   Rpc.make("KeysUse", { payload: { fingerprint: Schema.String }, success: KeyringReportView, error: ClusterError }),

@@ -1,7 +1,7 @@
 /**
  * The commands that talk to a running agent through its admin interface:
- * `members`, `monitor`, `join`, `leave`, `force-leave`, `tags`, `info` and
- * `keys`, plus `keygen`, which needs no agent. Each takes `--admin`,
+ * `members`, `monitor`, `join`, `leave`, `force-leave`, `tags`, `info`,
+ * `reachability` and `keys`, plus `keygen`, which needs no agent. Each takes `--admin`,
  * `--format human|json` and `--timeout`; exit codes are in `Shoal.ts`.
  *
  * @since 0.1.0
@@ -23,7 +23,16 @@ import { AgentInfo, type KeyringReportView, type MonitorItem, type MonitorLevel 
 import { generateKey } from "../cluster/gossip/Keyring.ts"
 import { NodeState } from "../cluster/Node.ts"
 import { AgentUnreachable, callAgent, commonFlags, connectAgent, reachable } from "./AdminCall.ts"
-import { infoText, keyringText, logJson, logLine, memberJson, membersTable } from "./AdminOutput.ts"
+import {
+  infoText,
+  keyringText,
+  logJson,
+  logLine,
+  memberJson,
+  membersTable,
+  reachabilityJson,
+  reachabilityText
+} from "./AdminOutput.ts"
 import { eventLine, formatter, nodeLine } from "./EventFormat.ts"
 
 /** A command that reached the agent but did not fully succeed (a keyring command some member did not acknowledge). */
@@ -242,6 +251,39 @@ export const infoCommand = Command.make(
 ).pipe(
   Command.withDescription(
     "Show the agent's version, node, configuration (no secrets), counters, awareness and members by state"
+  )
+)
+
+/**
+ * `shoal reachability`. The agent's checks get what is left of `--timeout`
+ * after a margin for the call itself (half of it, at most 500 ms), so a slow
+ * check is reported as unreachable rather than the agent as unreachable.
+ * Exits 1 when a member did not answer.
+ */
+export const reachabilityCommand = Command.make(
+  "reachability",
+  commonFlags,
+  Effect.fn("shoal.reachability")(function* ({ admin, format, timeout }) {
+    const total = Duration.toMillis(timeout)
+    const timeoutMillis = Math.max(0, total - Math.min(500, total / 2))
+    const results = yield* callAgent(admin, timeout, (client) => client.Reachability({ timeoutMillis }))
+    if (format === "json") {
+      yield* json({
+        members: results.map(reachabilityJson),
+        answered: results.filter((r) => r.outcome !== "unreachable").length,
+        unreachable: results.filter((r) => r.outcome === "unreachable").length
+      })
+    } else yield* Console.log(reachabilityText(results))
+    const missing = results.filter((r) => r.outcome === "unreachable")
+    if (missing.length > 0) {
+      return yield* new CommandFailed({
+        reason: `${missing.length} member(s) did not answer: ${missing.map((r) => r.node.name).join(", ")}`
+      })
+    }
+  })
+).pipe(
+  Command.withDescription(
+    "Probe every member now, directly, through helpers and over TCP, and report who answers and how (exit 1 if one does not)"
   )
 )
 

@@ -12,6 +12,7 @@
 import * as Schema from "effect/Schema"
 import type { AgentInfo, KeyringReportView, MemberEntry, MonitorLog } from "../admin/AdminRpcs.ts"
 import { ClusterNode, formatAddress } from "../cluster/Node.ts"
+import type { MemberReachability } from "../cluster/Reachability.ts"
 import { isoTimestamp } from "./EventFormat.ts"
 
 const encodeNode = Schema.encodeSync(ClusterNode)
@@ -145,4 +146,47 @@ export const keyringText = (report: KeyringReportView): string => {
     )
   }
   return lines.join("\n")
+}
+
+/** A member's line of `reachability --format json`: who, how it answered, the round trip in ms (null without one). */
+export const reachabilityJson = (result: MemberReachability): Record<string, unknown> => ({
+  id: result.node.id,
+  name: result.node.name,
+  address: formatAddress(result.node.gossipAddress),
+  state: result.node.state,
+  outcome: result.outcome,
+  rtt: result.rtt ?? null,
+  helpers: result.helpers,
+  nacks: result.nacks
+})
+
+const routeText: Record<MemberReachability["outcome"], string> = {
+  direct: "direct",
+  indirect: "indirect (via a helper)",
+  tcp: "tcp (datagrams lost)",
+  unreachable: "unreachable"
+}
+
+/** The `reachability` table, then a summary line naming the members nobody reached. */
+export const reachabilityText = (results: ReadonlyArray<MemberReachability>): string => {
+  if (results.length === 0) return "no other members to probe"
+  const count = (outcome: MemberReachability["outcome"]) => results.filter((r) => r.outcome === outcome).length
+  const missing = results.filter((r) => r.outcome === "unreachable").map((r) => r.node.name)
+  const rows = table(
+    ["Name", "Address", "State", "Answered", "RTT", "Helpers", "Nacks"],
+    results.map((r) => [
+      r.node.name,
+      formatAddress(r.node.gossipAddress),
+      r.node.state,
+      routeText[r.outcome],
+      r.rtt === undefined ? "-" : `${r.rtt}ms`,
+      String(r.helpers),
+      String(r.nacks)
+    ])
+  )
+  const summary =
+    `${results.length - missing.length} of ${results.length} answered: ${count("direct")} directly, ` +
+    `${count("indirect")} indirectly, ${count("tcp")} over TCP` +
+    (missing.length === 0 ? "" : `; unreachable: ${missing.join(", ")}`)
+  return `${rows}\n\n${summary}`
 }

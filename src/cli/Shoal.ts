@@ -7,7 +7,9 @@
  *   interrupts the main fiber; the cluster's finalizer announces the leave;
  *   an interruption is therefore a clean stop, not effect's default 130).
  * - `1`: the agent could not start or stopped on an error: bad configuration,
- *   a port in use, a failed join, or a defect.
+ *   a port in use, a failed join, or a defect; or a command the agent refused
+ *   or could not fully carry out (a keyring change a member did not
+ *   acknowledge, a member that did not answer `reachability`).
  * - `2`: bad command-line usage: unknown flag or subcommand, a value that does
  *   not parse, a missing subcommand.
  * - `3`: a command could not reach the agent named by `--admin` (nothing
@@ -41,6 +43,7 @@ import {
   leaveCommand,
   membersCommand,
   monitorCommand,
+  reachabilityCommand,
   tagsCommand
 } from "./AdminCommands.ts"
 import { agentCommand } from "./Agent.ts"
@@ -57,6 +60,7 @@ export const shoal = Command.make("shoal").pipe(
     forceLeaveCommand,
     tagsCommand,
     infoCommand,
+    reachabilityCommand,
     keysCommand,
     keygenCommand
   ])

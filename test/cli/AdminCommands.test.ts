@@ -9,7 +9,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { NodeServices } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Exit, Layer, Schema, Scope } from "effect"
 import { TestConsole } from "effect/testing"
 import { AdminServer } from "../../src/admin/AdminServer.ts"
 import { ExitCode, exitCodeOf, run } from "../../src/cli/Shoal.ts"
@@ -101,6 +101,51 @@ describe("operator commands", () => {
 
       const key = yield* shoal(["keygen"])
       expect(Buffer.from(key.stdout.trim(), "base64")).toHaveLength(32)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("reachability: every member direct, then a crashed one unreachable with exit 1", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(tmpdir(), "shoal-cli-"))
+      const socket = join(dir, "a.sock")
+      const a = yield* agent(socket, { nodeName: "a" })
+      const seed = formatAddress((yield* a.localNode).gossipAddress)
+      yield* agent(join(dir, "b.sock"), { nodeName: "b", seedNodes: [seed] })
+      // c runs in a scope of its own, so it can stop without a word (no leave): to a it has crashed
+      const cScope = yield* Scope.make()
+      yield* Layer.buildWithScope(
+        Cluster.layer({ ...fastCluster, nodeName: "c", seedNodes: [seed] }, { leaveOnClose: false }),
+        cScope
+      )
+      yield* waitFor(
+        "a sees b and c",
+        Effect.map(a.aliveMembers, (m) => m.length === 3)
+      )
+
+      const all = yield* shoal(["reachability", "--admin", socket, "--format", "json"])
+      expect(all.code).toBe(ExitCode.ok)
+      const report = JSON.parse(all.stdout) as {
+        members: Array<{ name: string; outcome: string; rtt: number | null }>
+        answered: number
+        unreachable: number
+      }
+      expect(report.members.map((m) => [m.name, m.outcome]).sort()).toEqual([
+        ["b", "direct"],
+        ["c", "direct"]
+      ])
+      expect(report).toMatchObject({ answered: 2, unreachable: 0 })
+      for (const m of report.members) expect(m.rtt).toBeTypeOf("number")
+
+      yield* Scope.close(cScope, Exit.void)
+      const started = Date.now()
+      const missing = yield* shoal(["reachability", "--admin", socket])
+      expect(missing.code).toBe(ExitCode.failure)
+      expect(missing.stdout).toMatch(/^b\s.*direct/m)
+      expect(missing.stdout).toMatch(/^c\s.*unreachable/m)
+      expect(missing.stdout).toContain("1 of 2 answered")
+      expect(missing.stderr).toContain("did not answer: c")
+      // bounded by a probe's budget (200 ms here, stretched by the health score), not the 5 s --timeout
+      expect(Date.now() - started).toBeLessThan(4000)
     }).pipe(Effect.scoped)
   )
 
