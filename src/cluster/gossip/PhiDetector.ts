@@ -356,6 +356,7 @@ export class PhiDetectors {
     return this.#detectors.size
   }
 
+  /** Whether `id` has a detector (it was heard from while live). */
   has(id: string): boolean {
     return this.#detectors.has(id)
   }

@@ -130,12 +130,12 @@ export class MemberTable {
     return this.#members.get(id)
   }
 
-  /** The tombstone of a reaped member, if still kept. */
   /** How many tombstones are kept. */
   get tombstoneCount(): number {
     return this.#tombstones.size
   }
 
+  /** The tombstone of a reaped member, if still kept. */
   tombstone(id: NodeId): Tombstone | undefined {
     return this.#tombstones.get(id)
   }

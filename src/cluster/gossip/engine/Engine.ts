@@ -153,6 +153,7 @@ export class Engine {
     return this.#state.phi
   }
 
+  /** A copy of the running totals (probes, suspicions, push-pulls, …). */
   stats(): SwimStats {
     return { ...this.#state.counters }
   }

@@ -117,6 +117,7 @@ export interface Reach {
   readonly deadline: number
 }
 
+/** Every input the engine takes (see the module comment). */
 export type Input =
   | Datagram
   | StreamRequest

@@ -129,6 +129,7 @@ export interface Reached {
   readonly nacks: number
 }
 
+/** Every output the engine emits (see the module comment). */
 export type Output =
   | Send
   | OpenExchange

@@ -13,6 +13,7 @@ import { DEFAULT_MAX_UPDATES } from "../Codec.ts"
 import { ENVELOPE_OVERHEAD } from "../Keyring.ts"
 import { makeSettings, optionsFromConfig, type Settings as PhiSettings } from "../PhiDetector.ts"
 
+/** The engine's configuration, every time in milliseconds (see the module comment). */
 export interface EngineSettings {
   readonly clusterLabel: string
   /** What the engine packs a datagram to (the configured size, less the envelope when gossip is sealed). */

@@ -61,6 +61,7 @@ export interface NodeSpec {
   readonly joinTimeout?: number | undefined
 }
 
+/** One simulated node: its engine, armed timers, exchanges in flight and paused-process state (see the module comment). */
 export class SimulatedNode {
   readonly id: NodeId
   readonly name: string

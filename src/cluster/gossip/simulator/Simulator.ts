@@ -37,6 +37,7 @@ import { TimedQueue } from "../TimedQueue.ts"
 import { type Event, type EventBody, type NodeSpec, type PendingExchange, SimulatedNode } from "./SimulatedNode.ts"
 import { type ByteCounting, Traffic } from "./Traffic.ts"
 
+/** How a simulation runs: its seed, the network's conditions and what it counts. */
 export interface SimulatorOptions {
   readonly seed: number
   /** Conditions of every link without an override (default: 1 ms, no jitter, no loss). */
@@ -120,6 +121,7 @@ export class Simulator {
     return node
   }
 
+  /** The node attached at `address`, if any. */
   node(address: Address): SimulatedNode | undefined {
     return this.#nodes.get(formatAddress(address))
   }
@@ -189,6 +191,7 @@ export class Simulator {
     this.#schedule(this.#now + 1, { node, kind: "wake" })
   }
 
+  /** The traffic counters of one node (by node or address). */
   stats(node: SimulatedNode | Address): SimStats {
     const key = node instanceof SimulatedNode ? node.key : formatAddress(node)
     return this.#traffic.of(key)
