@@ -23,6 +23,7 @@
 import { execFileSync } from "node:child_process"
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { parseArgs } from "node:util"
+import { agentEnv } from "../test/fixtures/agent-env.ts"
 import { revision } from "./machine.ts"
 import { Cluster, liveProcesses, now, sleep } from "./membership/cluster.ts"
 import { commandExists, cpuSeconds, type Netns, rssKiB } from "./membership/host.ts"
@@ -204,7 +205,7 @@ const profile = async () => {
       "--format",
       "json"
     ],
-    { cwd: dir, stdio: "ignore" }
+    { cwd: dir, stdio: "ignore", env: agentEnv }
   )
   await sleep(5_000)
   child.kill("SIGUSR2")

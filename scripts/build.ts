@@ -7,7 +7,10 @@
  * 2. The `shoal` CLI: one minified, tree-shaken ES module, `dist/shoal.mjs`,
  *    with effect and @effect/platform-node inside it, so the binary starts
  *    without resolving a module graph and works whatever versions the
- *    application around it uses.
+ *    application around it uses. What only `--metrics`, `--ui` and
+ *    OpenTelemetry need (the HTTP server, the page, the exporters) is split
+ *    into chunks under `dist/shoal-chunks/`, imported on first use, so an
+ *    agent without those flags never reads them.
  *
  * The bundle loads only what the agent needs at start-up (measured in
  * bench/README.md, "Agent footprint"): Node's `tls`, `child_process` and
@@ -90,13 +93,21 @@ const buildLibrary = () => {
 }
 
 const buildCli = async () => {
+  rmSync(`${root}dist/shoal-chunks`, { recursive: true, force: true })
   await build({
     cwd: root,
     input: "src/cli/Main.ts",
     platform: "node",
     logLevel: "warn",
     plugins: [lazyBuiltins, lazySegmenter],
-    output: { file: "dist/shoal.mjs", format: "esm", minify: true, comments: false }
+    output: {
+      dir: "dist",
+      entryFileNames: "shoal.mjs",
+      chunkFileNames: "shoal-chunks/[name]-[hash].mjs",
+      format: "esm",
+      minify: true,
+      comments: false
+    }
   })
 }
 

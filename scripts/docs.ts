@@ -103,7 +103,8 @@ try {
           shoal: src("index.ts"),
           "shoal/testing": src("testing.ts"),
           "shoal/wire": src("wire.ts"),
-          "shoal/protocol": src("protocol.ts")
+          "shoal/protocol": src("protocol.ts"),
+          "shoal/ops": src("ops.ts")
         }
       },
       include: ["*.ts"]

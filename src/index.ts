@@ -12,7 +12,7 @@
  * @module
  * @since 0.1.0
  */
-export { Cluster, ClusterLive, type ClusterStats, type LayerOptions } from "./cluster/Cluster.ts"
+export { Cluster, ClusterLive, type ClusterStats, type LayerOptions, type TagChanges } from "./cluster/Cluster.ts"
 export * as ClusterConfig from "./cluster/Config.ts"
 export * from "./cluster/Errors.ts"
 export {
@@ -39,6 +39,7 @@ export {
   parseAddress,
   Tags
 } from "./cluster/Node.ts"
+export { MemberReachability, ReachabilityOutcome } from "./cluster/Reachability.ts"
 export type { Strategy as BalancingStrategy } from "./rpc/Balancer.ts"
 export * as ClusterClient from "./rpc/ClusterClient.ts"
 export { Idempotent } from "./rpc/ClusterClient.ts"

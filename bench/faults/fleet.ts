@@ -8,6 +8,7 @@
 import { spawn } from "node:child_process"
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs"
 import { createInterface } from "node:readline"
+import { agentEnv } from "../../test/fixtures/agent-env.ts"
 import { AgentLife, now } from "./agent-life.ts"
 import type { FaultSystem } from "./systems.ts"
 import type { Topology } from "./topology.ts"
@@ -90,7 +91,7 @@ export class Fleet {
       tags: options.tags ?? {}
     })
     const [wcmd, wargs] = topology.wrap(topology.hosts[slot]!, cmd, args)
-    const child = spawn(wcmd, wargs, { stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(wcmd, wargs, { stdio: ["ignore", "pipe", "pipe"], env: agentEnv })
     const lives = (this.lives[slot] ??= [])
     const life = new AgentLife(slot, lives.length, name, key, child)
     lives.push(life)

@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { createWriteStream, type WriteStream } from "node:fs"
 import { createInterface } from "node:readline"
+import { agentEnv } from "../../test/fixtures/agent-env.ts"
 import type { Netns } from "./host.ts"
 import type { MembershipSystem, Observation } from "./systems.ts"
 
@@ -107,7 +108,7 @@ export class Cluster {
       seed: index === 0 ? undefined : this.seedAddress
     })
     const [wcmd, wargs] = netns.wrap(cmd, args)
-    const child = spawn(wcmd, wargs, { stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(wcmd, wargs, { stdio: ["ignore", "pipe", "pipe"], env: agentEnv })
     liveProcesses.add(child)
     const agent = new Agent(name, basePort + index, child, now())
     this.agents[index] = agent

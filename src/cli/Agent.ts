@@ -1,85 +1,22 @@
 /**
- * `shoal agent`: one cluster member in the foreground. It joins, prints every
- * membership change it observes on stdout (logs go to stderr), and on
- * SIGINT/SIGTERM leaves gracefully before exiting — the `Cluster` layer's
- * finalizer announces the leave, so closing the scope is all it takes.
- *
- * Nothing is missed between startup and the first event: `Cluster.watch`
- * takes the member snapshot and subscribes in one step, the snapshot is
- * printed as `Member` lines, and events follow.
+ * The `shoal agent` command. Its body (`AgentRun.runAgent`: the cluster, the
+ * admin interface, the optional servers) is imported when the command runs,
+ * so `shoal members` and the other commands start without loading the
+ * cluster engine.
  *
  * @since 0.1.0
  */
-import * as Clock from "effect/Clock"
-import * as Console from "effect/Console"
-import * as Context from "effect/Context"
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import * as Logger from "effect/Logger"
-import * as Option from "effect/Option"
-import * as Schedule from "effect/Schedule"
-import * as Stream from "effect/Stream"
-import { Cluster } from "../cluster/Cluster.ts"
 import type { ClusterError } from "../cluster/Errors.ts"
-import { formatAddress } from "../cluster/Node.ts"
-import { type AgentFlags, agentFlags, resolveConfig, toConfigInput } from "./AgentFlags.ts"
-import { eventLine, formatter, nodeLine, type OutputLine, statsLine } from "./EventFormat.ts"
+import { type AgentFlags, agentFlags } from "./AgentFlags.ts"
 
-/** One stats sample: the cluster's counters, members by state, phi of every live peer. */
-const sampleStats = (cluster: Cluster["Service"]) =>
-  Effect.gen(function* () {
-    const [stats, members, self] = yield* Effect.all([cluster.stats, cluster.members, cluster.localNode])
-    const phi: Record<string, number> = {}
-    for (const member of members) {
-      if (member.id === self.id || (member.state !== "Alive" && member.state !== "Suspect")) continue
-      phi[member.id] = yield* cluster.phi(member.id)
-    }
-    return statsLine(stats, members, phi, yield* Clock.currentTimeMillis)
-  })
-
-/**
- * Runs one node until interrupted: resolves the configuration (flags, then
- * `SHOAL_*`, then defaults), builds the cluster, prints `Started`, the
- * snapshot and then every event. Fails with the `ClusterError` that stopped
- * startup (`InvalidConfiguration`, `NetworkError` for a port in use,
- * `JoinFailed`).
- */
-export const runAgent = (flags: AgentFlags): Effect.Effect<void, ClusterError> => {
-  const format = formatter(flags.format)
-  const write = (line: OutputLine) => Console.log(format(line))
-  const program = Effect.gen(function* () {
-    const config = yield* resolveConfig(toConfigInput(flags))
-    const cluster = Context.get(yield* Layer.build(Cluster.layer(config)), Cluster)
-    // Registered after the cluster, so it runs before the cluster's own leave.
-    yield* Effect.addFinalizer(() => Effect.logInfo("stopping: leaving the cluster"))
-
-    const { members, events } = yield* cluster.watch
-    const self = yield* cluster.localNode
-    const now = yield* Clock.currentTimeMillis
-    yield* Effect.logInfo(`started ${self.name} (${self.id}) at ${formatAddress(self.gossipAddress)}`)
-    yield* write(nodeLine("Started", self, now))
-    for (const member of members) {
-      if (member.id !== self.id) yield* write(nodeLine("Member", member, now))
-    }
-
-    if (Option.isSome(flags.statsInterval)) {
-      yield* sampleStats(cluster).pipe(
-        Effect.flatMap(write),
-        Effect.delay(flags.statsInterval.value),
-        Effect.repeat(Schedule.forever),
-        Effect.forkScoped
-      )
-    }
-
-    yield* events.pipe(
-      Stream.runForEach((event) => Effect.flatMap(Clock.currentTimeMillis, (ts) => write(eventLine(event, ts))))
-    )
-  }).pipe(Effect.scoped)
-  return flags.format === "json"
-    ? program.pipe(Effect.provide(Logger.layer([Logger.withConsoleError(Logger.formatJson)])))
-    : program
-}
+/** `AgentRun.runAgent`, loaded on first call. */
+export const runAgent = (flags: AgentFlags): Effect.Effect<void, ClusterError> =>
+  Effect.flatMap(
+    Effect.promise(() => import("./AgentRun.ts")),
+    (module) => module.runAgent(flags)
+  )
 
 /**
  * The `agent` command around any handler of its flags: `runAgent` in the

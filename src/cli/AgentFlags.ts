@@ -12,6 +12,7 @@
  *
  * @since 0.1.0
  */
+import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import type * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
@@ -236,6 +237,39 @@ export const agentFlags = {
     Flag.withDescription("Event output on stdout: aligned text, or one JSON object per line (default human)"),
     Flag.withDefault("human")
   ),
+  logFormat: Flag.Literals("log-format", ["human", "json"]).pipe(
+    Flag.withMetavar("human|json"),
+    Flag.withDescription(
+      "Logs on stderr: effect's text lines, or one JSON object per line (default human; json with --format json)"
+    ),
+    Flag.optional
+  ),
+  admin: Flag.String("admin").pipe(
+    Flag.withMetavar("host:port|path|off"),
+    Flag.withDescription(
+      "Serve the admin interface the shoal commands use: a loopback host:port (token file) or a Unix socket path; off for none (default 127.0.0.1:7373; env SHOAL_ADMIN)"
+    ),
+    Flag.withFallbackConfig(Config.String("SHOAL_ADMIN")),
+    Flag.withDefault("127.0.0.1:7373")
+  ),
+  metrics: Flag.String("metrics").pipe(
+    Flag.filterMap(
+      (s) => Option.fromUndefinedOr(parseAddress(s)),
+      () => "host:port"
+    ),
+    Flag.withMetavar("host:port"),
+    Flag.withDescription("Serve Prometheus metrics at http://host:port/metrics (default off)"),
+    Flag.optional
+  ),
+  ui: Flag.String("ui").pipe(
+    Flag.filterMap(
+      (s) => Option.fromUndefinedOr(parseAddress(s)),
+      () => "host:port"
+    ),
+    Flag.withMetavar("host:port"),
+    Flag.withDescription("Serve the live membership page at http://host:port/ (default off)"),
+    Flag.optional
+  ),
   statsInterval: Flag.String("stats-interval").pipe(
     Flag.filterMap(parseDuration, () => DURATION_SYNTAX),
     Flag.withMetavar("duration"),
@@ -291,6 +325,10 @@ export const emptyAgentFlags: AgentFlags = {
   healthCheckInterval: Option.none(),
   healthCheckTimeout: Option.none(),
   format: "human",
+  logFormat: Option.none(),
+  admin: "127.0.0.1:7373",
+  metrics: Option.none(),
+  ui: Option.none(),
   statsInterval: Option.none()
 }
 

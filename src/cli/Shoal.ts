@@ -7,9 +7,14 @@
  *   interrupts the main fiber; the cluster's finalizer announces the leave;
  *   an interruption is therefore a clean stop, not effect's default 130).
  * - `1`: the agent could not start or stopped on an error: bad configuration,
- *   a port in use, a failed join, or a defect.
+ *   a port in use, a failed join, or a defect; or a command the agent refused
+ *   or could not fully carry out (a keyring change a member did not
+ *   acknowledge, a member that did not answer `reachability`).
  * - `2`: bad command-line usage: unknown flag or subcommand, a value that does
  *   not parse, a missing subcommand.
+ * - `3`: a command could not reach the agent named by `--admin` (nothing
+ *   listening, no token file, no answer within `--timeout`, the connection
+ *   broke): worth retrying, unlike `1`, which is the agent's own refusal.
  *
  * stdout carries only data (events, help when asked for); usage errors, the
  * help printed with them, failures and logs go to stderr.
@@ -28,21 +33,48 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Logger from "effect/Logger"
 import type * as Runtime from "effect/Runtime"
+import { AgentUnreachable } from "./AdminCall.ts"
+import {
+  forceLeaveCommand,
+  infoCommand,
+  joinCommand,
+  keygenCommand,
+  keysCommand,
+  leaveCommand,
+  membersCommand,
+  monitorCommand,
+  reachabilityCommand,
+  tagsCommand
+} from "./AdminCommands.ts"
 import { agentCommand } from "./Agent.ts"
 
 /** `shoal` and its subcommands. */
 export const shoal = Command.make("shoal").pipe(
   Command.withDescription("SWIM gossip membership for Node.js, built on Effect"),
-  Command.withSubcommands([agentCommand])
+  Command.withSubcommands([
+    agentCommand,
+    membersCommand,
+    monitorCommand,
+    joinCommand,
+    leaveCommand,
+    forceLeaveCommand,
+    tagsCommand,
+    infoCommand,
+    reachabilityCommand,
+    keysCommand,
+    keygenCommand
+  ])
 )
 
 /** The documented exit codes. */
-export const ExitCode = { ok: 0, failure: 1, usage: 2 } as const
+export const ExitCode = { ok: 0, failure: 1, usage: 2, unreachable: 3 } as const
 
 /** The exit code of a finished `shoal` run (see the module comment). */
-export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): 0 | 1 | 2 => {
+export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): 0 | 1 | 2 | 3 => {
   if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return ExitCode.ok
-  return CliError.isCliError(Cause.squash(exit.cause)) ? ExitCode.usage : ExitCode.failure
+  const error = Cause.squash(exit.cause)
+  if (error instanceof AgentUnreachable) return ExitCode.unreachable
+  return CliError.isCliError(error) ? ExitCode.usage : ExitCode.failure
 }
 
 /** `runMain` teardown applying {@link exitCodeOf}. */

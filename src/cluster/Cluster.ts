@@ -22,13 +22,21 @@ import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as ClusterConfig from "./Config.ts"
-import { ClusterClosed, type ClusterError, type InvalidConfiguration, NodeNotFound } from "./Errors.ts"
+import {
+  ClusterClosed,
+  type ClusterError,
+  type InvalidConfiguration,
+  type JoinFailed,
+  NodeNotFound,
+  NotFailed
+} from "./Errors.ts"
 import type { ClusterEvent } from "./Events.ts"
 import * as Codec from "./gossip/Codec.ts"
 import { GossipKeys, type KeyringReport } from "./gossip/GossipKeys.ts"
 import { GossipService } from "./gossip/GossipService.ts"
 import { installCommand, KeyringCommand } from "./gossip/KeyringCommand.ts"
-import { PhiDetector } from "./gossip/PhiDetector.ts"
+import { NodeStateUpdate } from "./gossip/Messages.ts"
+import { PhiDetector, type PhiReading } from "./gossip/PhiDetector.ts"
 import { NodeRegistry, type TagQueryOptions, toEvent } from "./gossip/Registry.ts"
 import type { EnvelopeRejections } from "./gossip/SecureTransport.ts"
 import { Swim, type SwimStats } from "./gossip/Swim.ts"
@@ -38,6 +46,7 @@ import type { AggregatedHealth } from "./health/Health.ts"
 import { Health } from "./health/Health.ts"
 import type { HealthCheck } from "./health/HealthCheck.ts"
 import type { ClusterNode, NodeId, Tags } from "./Node.ts"
+import { MemberReachability } from "./Reachability.ts"
 
 /** What `Cluster.stats` reports: the engine's counters and the transport's. */
 export interface ClusterStats extends SwimStats {
@@ -45,6 +54,15 @@ export interface ClusterStats extends SwimStats {
   readonly awareness: number
   /** Packets and frames the gossip keyring refused, by reason (all zero without a keyring). */
   readonly envelopeRejected: EnvelopeRejections
+}
+
+/**
+ * A merge into this node's tags: `set` adds or replaces keys, `remove`
+ * deletes keys (a key in both is set). Keys not named keep their values.
+ */
+export interface TagChanges {
+  readonly set?: Tags | undefined
+  readonly remove?: ReadonlyArray<string> | undefined
 }
 
 /** How the layer behaves beyond the configuration. */
@@ -117,6 +135,44 @@ export class Cluster extends Context.Service<
      * keys neither empty nor containing `=` or `,`, room in a packet.
      */
     readonly setTags: (tags: Tags) => Effect.Effect<ClusterNode, InvalidConfiguration | ClusterClosed>
+    /**
+     * Merges into this node's tags (see {@link TagChanges}) and gossips the
+     * result, checked as {@link setTags} checks; the reserved `healthy` tag
+     * cannot be set or removed. Serf's `tags -set/-delete`.
+     */
+    readonly updateTags: (changes: TagChanges) => Effect.Effect<ClusterNode, InvalidConfiguration | ClusterClosed>
+    /**
+     * Joins through more members now (`host:port` each, as seeds are
+     * written): one push-pull with each, within `joinTimeout`. Succeeds with
+     * how many answered; `JoinFailed` when none did.
+     */
+    readonly join: (addresses: ReadonlyArray<string>) => Effect.Effect<number, JoinFailed | ClusterClosed>
+    /**
+     * Marks a failed member `Left`, as Serf's `force-leave` does: it stops
+     * being a reconnect target, is reaped `reapAfter` from now, and the claim
+     * is gossiped so every member does the same. `member` is an id or a name.
+     * Fails with `NodeNotFound` for a member not held and `NotFailed` for one
+     * that is not `Dead` (an alive member would refute the claim at once).
+     */
+    readonly forceLeave: (member: string) => Effect.Effect<ClusterNode, NodeNotFound | NotFailed | ClusterClosed>
+    /**
+     * The failure detector's view of every member it has heard from: phi
+     * now and when the last packet arrived (`Clock` milliseconds).
+     */
+    readonly phiReadings: Effect.Effect<ReadonlyArray<PhiReading>, ClusterClosed>
+    /**
+     * Probes every member now (every one held, except this node and those that
+     * left) as a probe round would — a direct ping, then ping-reqs through
+     * helpers and the ping over TCP — and reports how each answered first,
+     * with the round trip (see {@link MemberReachability}). It only measures:
+     * an unreachable member is reported, not suspected, and the probe rounds
+     * go on as before. Every check has a probe's budget, the probe interval
+     * stretched by the health score, at most `timeout` when given; the answer
+     * comes by then. Members come in the registry's order.
+     */
+    readonly reachability: (options?: {
+      readonly timeout?: Duration.Input | undefined
+    }) => Effect.Effect<ReadonlyArray<MemberReachability>, ClusterClosed>
     /** Adds a health check and runs the checks at once; the returned effect removes it again. */
     readonly addHealthCheck: (check: HealthCheck) => Effect.Effect<Effect.Effect<void>, ClusterClosed>
     /** The latest aggregated health of this node's checks. */
@@ -143,6 +199,8 @@ export class Cluster extends Context.Service<
      * every command fails with `InvalidConfiguration`.
      */
     readonly keys: {
+      /** This node's fingerprints, primary first, asking no one (empty without a keyring). Never the keys. */
+      readonly fingerprints: Effect.Effect<ReadonlyArray<string>>
       readonly list: Effect.Effect<KeyringReport, InvalidConfiguration | ClusterClosed>
       /** Installs a key (32 bytes, base64): it decrypts at once, encrypts once `use`d. */
       readonly install: (
@@ -267,6 +325,77 @@ export class Cluster extends Context.Service<
             })
           )
         }),
+        updateTags: Effect.fn("Cluster.updateTags")(function* (changes: TagChanges) {
+          return yield* member(
+            "Cluster.updateTags",
+            Effect.gen(function* () {
+              const tags: Record<string, string> = { ...userTags }
+              for (const key of changes.remove ?? []) delete tags[key]
+              Object.assign(tags, changes.set ?? {})
+              yield* ClusterConfig.update(config, { tags })
+              userTags = tags
+              return yield* publish()
+            })
+          )
+        }),
+        join: Effect.fn("Cluster.join")(function* (addresses: ReadonlyArray<string>) {
+          return yield* member("Cluster.join", swim.join(addresses))
+        }),
+        forceLeave: Effect.fn("Cluster.forceLeave")(function* (nameOrId: string) {
+          return yield* member(
+            "Cluster.forceLeave",
+            Effect.gen(function* () {
+              const held = yield* registry.members
+              const target = held.find((node) => node.id === nameOrId) ?? held.find((node) => node.name === nameOrId)
+              if (target === undefined) return yield* new NodeNotFound({ nodeId: nameOrId })
+              if (target.state === "Left") return target
+              if (target.state !== "Dead") {
+                return yield* new NotFailed({ nodeId: target.id, name: target.name, state: target.state })
+              }
+              // The engine takes the claim as if a member had gossiped it: it applies it (Left outranks
+              // Dead at the same incarnation), drops the reconnect target, restarts the reap clock and
+              // re-broadcasts it, so the whole cluster follows. No engine change needed.
+              const self = yield* swim.localNode
+              const claim = new NodeStateUpdate(
+                { nodeId: target.id, state: "Left", incarnation: target.incarnation, from: self.id },
+                { disableChecks: true }
+              )
+              const payload = Codec.encodePacket({ label: config.clusterLabel }, { messages: [], updates: [claim] })
+              yield* swim.handlePackets([{ from: self.gossipAddress, payload }])
+              yield* Effect.logInfo(`forced ${target.name} (${target.id}) to leave`)
+              return Option.getOrElse(yield* registry.get(target.id), () => target.with({ state: "Left" }))
+            })
+          )
+        }),
+        phiReadings: open("Cluster.phiReadings", phi.readings),
+        reachability: Effect.fn("Cluster.reachability")(function* (options?: {
+          readonly timeout?: Duration.Input | undefined
+        }) {
+          return yield* member(
+            "Cluster.reachability",
+            Effect.gen(function* () {
+              const self = yield* swim.localNode
+              const targets = (yield* registry.members).filter((node) => node.id !== self.id && node.state !== "Left")
+              const max = options?.timeout === undefined ? undefined : Duration.toMillis(options.timeout)
+              const results = yield* swim.reach(
+                targets.map((node) => node.id),
+                max
+              )
+              return results.flatMap((result, i) => {
+                if (result.route === "unknown") return []
+                return [
+                  new MemberReachability({
+                    node: targets[i]!,
+                    outcome: result.route === "none" ? "unreachable" : result.route,
+                    ...(result.rtt === undefined ? {} : { rtt: result.rtt }),
+                    helpers: result.helpers,
+                    nacks: result.nacks
+                  })
+                ]
+              })
+            })
+          )
+        }),
         addHealthCheck: Effect.fn("Cluster.addHealthCheck")(function* (check: HealthCheck) {
           return yield* member(
             "Cluster.addHealthCheck",
@@ -302,6 +431,7 @@ export class Cluster extends Context.Service<
               })
             )
           return {
+            fingerprints: gossipKeys.local,
             list: run("Cluster.keys.list", new KeyringCommand({ op: "list" })),
             install: (key: string | Redacted.Redacted<string>) =>
               run("Cluster.keys.install", installCommand(Redacted.isRedacted(key) ? key : Redacted.make(key))),

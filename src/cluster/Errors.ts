@@ -80,6 +80,22 @@ export class ClusterClosed extends Schema.TaggedError<ClusterClosed>()("ClusterC
   }
 }
 
+/**
+ * `forceLeave` named a member that has not failed. Only a member held `Dead`
+ * may be forced out: an `Alive` or `Suspect` one would refute the claim at
+ * once (it is the only authority on its own liveness), and a `Left` one has
+ * already gone.
+ */
+export class NotFailed extends Schema.TaggedError<NotFailed>()("NotFailed", {
+  nodeId: Schema.String,
+  name: Schema.String,
+  state: Schema.String
+}) {
+  override get message(): string {
+    return `${this.name} (${this.nodeId}) is ${this.state}, not failed: only a failed member can be forced to leave`
+  }
+}
+
 /** Any error the cluster reports. */
 export type ClusterError =
   | NodeNotFound
@@ -89,6 +105,7 @@ export type ClusterError =
   | InvalidConfiguration
   | JoinFailed
   | ClusterClosed
+  | NotFailed
 
 /** The schema of {@link ClusterError}, for carrying errors over RPC or logging them structurally. */
 export const ClusterError = Schema.Union([
@@ -98,5 +115,6 @@ export const ClusterError = Schema.Union([
   HealthCheckTimeout,
   InvalidConfiguration,
   JoinFailed,
-  ClusterClosed
+  ClusterClosed,
+  NotFailed
 ])

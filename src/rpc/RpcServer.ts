@@ -42,6 +42,7 @@ import { Cluster } from "../cluster/Cluster.ts"
 import * as ClusterConfig from "../cluster/Config.ts"
 import { type ClusterError, InvalidConfiguration, NetworkError } from "../cluster/Errors.ts"
 import { Address, type ClusterNode, formatAddress, type Tags } from "../cluster/Node.ts"
+import { measureHandlers } from "./CallMetrics.ts"
 import { limitConnections, serverSerialization } from "./ConnectionLimits.ts"
 import * as RpcConfig from "./RpcConfig.ts"
 import { coalesceHandlers } from "./Streaming.ts"
@@ -203,7 +204,10 @@ export class RpcServer extends Context.Service<
         Effect.provide(serialization),
         Scope.provide(listenerScope)
       )
-      const handlers = coalesceHandlers(group, yield* Effect.context<never>(), resolved.streamBufferSize)
+      const handlers = measureHandlers(
+        group,
+        coalesceHandlers(group, yield* Effect.context<never>(), resolved.streamBufferSize)
+      )
       yield* EffectRpcServer.make(group, {
         ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
         ...(options.disableTracing === undefined ? {} : { disableTracing: options.disableTracing }),

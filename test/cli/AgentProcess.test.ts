@@ -11,6 +11,7 @@ import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { assert, describe, expect, it } from "@effect/vitest"
 import { type Duration, Effect } from "effect"
+import { agentEnv } from "../fixtures/agent-env.ts"
 
 const NODE = fileURLToPath(new URL("../../node_modules/.bin/node", import.meta.url))
 const BIN = fileURLToPath(new URL("../../bin/shoal.js", import.meta.url))
@@ -52,7 +53,7 @@ interface Agent {
 const start = (label: string, args: ReadonlyArray<string>) =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const child = spawn(NODE, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+      const child = spawn(NODE, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: agentEnv })
       const agent: Agent = {
         label,
         child,

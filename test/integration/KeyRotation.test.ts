@@ -85,7 +85,7 @@ describe("gossip key rotation on 127.0.0.1", () => {
         const probesAtUse = (yield* members[0]!.cluster.stats).probes
         yield* waitFor(
           "three probe rounds under the new primary",
-          Effect.map(members[0]!.cluster.stats, (s) => s.probes >= probesAtUse + 3),
+          Effect.map(Effect.orDie(members[0]!.cluster.stats), (s) => s.probes >= probesAtUse + 3),
           15_000
         )
         const removed = yield* operator.keys.remove(fingerprint(keyA))
@@ -96,7 +96,7 @@ describe("gossip key rotation on 127.0.0.1", () => {
         const probesBefore = (yield* members[0]!.cluster.stats).probes
         yield* waitFor(
           "ten more probe rounds after the rotation",
-          Effect.map(members[0]!.cluster.stats, (s) => s.probes >= probesBefore + 10),
+          Effect.map(Effect.orDie(members[0]!.cluster.stats), (s) => s.probes >= probesBefore + 10),
           30_000
         )
         assert.isTrue(yield* allAlive(members))

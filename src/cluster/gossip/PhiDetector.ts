@@ -308,6 +308,8 @@ export const silenceAt = (threshold: number): number => {
 export interface PhiReading {
   readonly id: string
   readonly phi: number
+  /** When the member's last heartbeat arrived (`Clock` milliseconds); absent before the first. */
+  readonly lastHeartbeat?: number | undefined
 }
 
 /** A member's detector, with its place in {@link PhiDetectors}' "above the threshold since" order. */
@@ -428,6 +430,15 @@ export class PhiDetectors {
     return out
   }
 
+  /** As {@link readings}, with when each member was last heard from (for the admin interface and metrics). */
+  detailedReadings(now: number): Array<PhiReading> {
+    const out: Array<PhiReading> = []
+    for (const [id, detector] of this.#detectors) {
+      out.push({ id, phi: detector.phi(now), lastHeartbeat: detector.lastHeartbeat })
+    }
+    return out
+  }
+
   /**
    * The member with the highest phi at `now` among those above the threshold
    * that `eligible` accepts — looked for among the `candidates` that have
@@ -522,6 +533,7 @@ export const make = Effect.fnUntraced(function* (options: Options, threshold = 8
     phi: (id) => Effect.map(Clock.currentTimeMillis, (now) => detectors.phi(id, now)),
     isAvailable: (id, threshold) => Effect.map(Clock.currentTimeMillis, (now) => detectors.phi(id, now) < threshold),
     remove: (id) => Effect.sync(() => detectors.remove(id)),
+    readings: Effect.map(Clock.currentTimeMillis, (now) => detectors.detailedReadings(now)),
     snapshot: Effect.map(
       Clock.currentTimeMillis,
       (now): ReadonlyMap<string, number> => new Map(detectors.readings(now).map((r) => [r.id, r.phi]))
@@ -561,6 +573,8 @@ export class PhiDetector extends Context.Service<
     readonly isAvailable: (id: string, threshold: number) => Effect.Effect<boolean>
     /** Forgets `id`; it starts from the bootstrap again if heard from later. */
     readonly remove: (id: string) => Effect.Effect<void>
+    /** Every known member's phi now and when it was last heard from (for the admin interface and metrics). */
+    readonly readings: Effect.Effect<ReadonlyArray<PhiReading>>
     /** Every known member's phi now. */
     readonly snapshot: Effect.Effect<ReadonlyMap<string, number>>
     /** Members whose phi is at or above `threshold`, highest first (ties by id, for determinism). */

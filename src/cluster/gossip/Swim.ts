@@ -42,11 +42,11 @@ import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import type { ClusterConfig } from "../Config.ts"
 import { JoinFailed, NetworkError } from "../Errors.ts"
-import { Address, type ClusterNode, parseAddress, type Tags } from "../Node.ts"
+import { Address, type ClusterNode, type NodeId, parseAddress, type Tags } from "../Node.ts"
 import * as Codec from "./Codec.ts"
 import { Engine } from "./engine/Engine.ts"
 import type { Input, JoinSeed, StreamMessage } from "./engine/Input.ts"
-import { type OpenExchange, type Output, type Timer, timerKey } from "./engine/Output.ts"
+import { type OpenExchange, type Output, type Reached, type Timer, timerKey } from "./engine/Output.ts"
 import { MAX_BACKGROUND_EXCHANGES, settingsFromConfig } from "./engine/Settings.ts"
 import type { SwimStats } from "./engine/Stats.ts"
 import { type Packet as MessagePacket, PushPull } from "./Messages.ts"
@@ -85,6 +85,12 @@ export const advertisedAddress = (config: ClusterConfig, bound: Address): Addres
   return new Address({ host: "127.0.0.1", port: bound.port })
 }
 
+/** How one member answered a reachability check (`Swim.reach`). */
+export type ReachResult = Omit<Reached, "_tag" | "request">
+
+/** Slack past a reachability check's deadline before the shell stops waiting for the engine's answer. */
+const REACH_SLACK_MILLIS = 1000
+
 interface JoinResult {
   readonly answered: number
   readonly failures: ReadonlyArray<string>
@@ -118,6 +124,14 @@ export class Swim extends Context.Service<
     readonly leave: Effect.Effect<void>
     /** Publishes new tags (replacing the previous ones) at a new incarnation. */
     readonly setTags: (tags: Tags) => Effect.Effect<ClusterNode>
+    /**
+     * Probes each of `targets` now, as a probe round would (direct, then
+     * indirect and over TCP), and reports how each answered first — without a
+     * verdict: a miss is reported, never suspected. Each check has the budget
+     * of a probe (the probe interval, stretched by the health score), at most
+     * `maxMillis`; the answer comes by then whatever the network does.
+     */
+    readonly reach: (targets: ReadonlyArray<NodeId>, maxMillis?: number) => Effect.Effect<ReadonlyArray<ReachResult>>
     /** The local health score (0 = healthy; see `Awareness`). */
     readonly awareness: Effect.Effect<number>
     readonly stats: Effect.Effect<SwimStats>
@@ -159,6 +173,7 @@ export class Swim extends Context.Service<
       const exchanges = new Map<number, Fiber.Fiber<unknown, unknown>>()
       const joins = new Map<number, Deferred.Deferred<JoinResult>>()
       const leaves = new Map<number, Deferred.Deferred<void>>()
+      const reaches = new Map<number, Deferred.Deferred<ReachResult>>()
       let tickets = 0
       let requests = 0
 
@@ -224,6 +239,16 @@ export class Swim extends Context.Service<
                   const deferred = leaves.get(output.ticket)
                   leaves.delete(output.ticket)
                   if (deferred !== undefined) Deferred.doneUnsafe(deferred, Exit.void)
+                })
+              )
+              break
+            case "Reached":
+              effects.push(
+                Effect.sync(() => {
+                  const deferred = reaches.get(output.request)
+                  reaches.delete(output.request)
+                  const { _tag, request, ...result } = output
+                  if (deferred !== undefined) Deferred.doneUnsafe(deferred, Exit.succeed(result))
                 })
               )
               break
@@ -427,6 +452,35 @@ export class Swim extends Context.Service<
         return Effect.andThen(feed({ _tag: "Leave", ticket }), Deferred.await(done))
       })
 
+      const reach = (targets: ReadonlyArray<NodeId>, maxMillis = Number.POSITIVE_INFINITY) =>
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          const budget = Math.max(0, Math.min(settings.probeInterval * (engine.awareness + 1), maxMillis))
+          const deadline = now + budget
+          const pending = targets.map((target) => {
+            const request = ++tickets
+            const done = Deferred.makeUnsafe<ReachResult>()
+            reaches.set(request, done)
+            return { request, target, done }
+          })
+          for (const { request, target } of pending) yield* feed({ _tag: "Reach", request, target, deadline })
+          // The engine answers every check by its deadline; the slack only bounds the shell's own wait.
+          return yield* Effect.forEach(pending, ({ done, request, target }) =>
+            Effect.flatMap(Clock.currentTimeMillis, (at) =>
+              Deferred.await(done).pipe(
+                Effect.timeoutOrElse({
+                  duration: Duration.millis(Math.max(0, deadline + REACH_SLACK_MILLIS - at)),
+                  orElse: () =>
+                    Effect.sync((): ReachResult => {
+                      reaches.delete(request)
+                      return { target, route: "none", rtt: undefined, helpers: 0, nacks: 0 }
+                    })
+                })
+              )
+            )
+          )
+        })
+
       // This node's own row, published at construction.
       yield* execute(engine.takeOutputs(), yield* Clock.currentTimeMillis)
 
@@ -440,6 +494,7 @@ export class Swim extends Context.Service<
         join,
         leave,
         setTags: (tags) => Effect.map(feed({ _tag: "SetTags", tags }), () => engine.localNode),
+        reach,
         awareness: Effect.sync(() => engine.awareness),
         stats: Effect.sync(() => engine.stats())
       })

@@ -22,6 +22,7 @@ import { sendOnly } from "./Dissemination.ts"
 import type { StreamMessage } from "./Input.ts"
 import { seedAnswered, seedFailed } from "./Joining.ts"
 import { streamPingEnded } from "./Probing.ts"
+import { reachStreamEnded } from "./Reachability.ts"
 import { MAX_BACKGROUND_EXCHANGES, PUSH_PULL_TIMEOUT_MILLIS } from "./Settings.ts"
 import { type EngineState, type ExchangeRecord, type SeedProgress, TRUSTED } from "./State.ts"
 import { applyUpdate } from "./Updates.ts"
@@ -165,6 +166,10 @@ export const exchangeEnded = (state: EngineState, id: number, payload: Uint8Arra
   state.exchanges.delete(id)
   if (record.kind === "StreamPing") {
     streamPingEnded(state, record.probeSeq, ackIn(state, payload, record.probeSeq))
+    return
+  }
+  if (record.kind === "ReachPing") {
+    reachStreamEnded(state, record.request, ackIn(state, payload, record.seq))
     return
   }
   if (record.background !== undefined) state.exchanging.delete(record.background)

@@ -19,7 +19,9 @@
  * detector and the helper's side of it), `Updates` (precedence, suspicion,
  * refutation), `Replacement` (who lives at an address), `Dissemination`
  * (piggybacking, gossip rounds), `AntiEntropy` (push-pull, streams),
- * `Healing` (revivals, reconnects, reaping), `Joining` (join and leave).
+ * `Healing` (revivals, reconnects, reaping), `Joining` (join and leave),
+ * `Reachability` (an operator's probe of a member that only measures: `Reach`
+ * in, `Reached` out).
  *
  * @since 0.1.0
  */
@@ -33,6 +35,7 @@ import type { Input } from "./Input.ts"
 import { join, joinFollowUp, leave, leaveCheck } from "./Joining.ts"
 import { type Output, ROUNDS, type Timer } from "./Output.ts"
 import { abandonProbe, probeEnd, probeIndirect, probeRound } from "./Probing.ts"
+import { reachStart, reachTimer } from "./Reachability.ts"
 import { receive } from "./Receiving.ts"
 import { relayTimer } from "./Relaying.ts"
 import { verifyEnded } from "./Replacement.ts"
@@ -123,6 +126,9 @@ export class Engine {
       case "SetTags":
         setTags(state, input.tags)
         break
+      case "Reach":
+        reachStart(state, input.request, input.target, input.deadline)
+        break
     }
     if (state.running && !state.reapArmed && state.members.downSince.size > 0) {
       let next = state.reapTick + REAP_INTERVAL_MILLIS
@@ -190,6 +196,7 @@ export class Engine {
       lastLearnt: s.lastLearnt.size,
       resolving: s.resolving.size,
       joins: s.joins.size,
+      reaches: s.reaches.size,
       leaveTickets: s.leaveTickets.length
     }
   }
@@ -250,6 +257,9 @@ export class Engine {
         return
       case "LeaveCheck":
         leaveCheck(state)
+        return
+      case "Reach":
+        reachTimer(state, timer.request)
         return
     }
   }

@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import type { Address, Tags } from "../../Node.ts"
+import type { Address, NodeId, Tags } from "../../Node.ts"
 import type { Packet, PushPull } from "../Messages.ts"
 import type { Timer } from "./Output.ts"
 
@@ -105,7 +105,19 @@ export interface SetTags {
   readonly tags: Tags
 }
 
-/** Everything the engine can be told: what arrived, what an exchange came to, that time passed, what the application asked. */
+/**
+ * An operator's reachability check of `target` (`Reachability.ts`): probe it
+ * now, directly, indirectly and over TCP, without a verdict. Ends with
+ * `Reached` for `request` by `deadline` (absolute ms).
+ */
+export interface Reach {
+  readonly _tag: "Reach"
+  readonly request: number
+  readonly target: NodeId
+  readonly deadline: number
+}
+
+/** Every input the engine takes (see the module comment). */
 export type Input =
   | Datagram
   | StreamRequest
@@ -118,3 +130,4 @@ export type Input =
   | Join
   | Leave
   | SetTags
+  | Reach

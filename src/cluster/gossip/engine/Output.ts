@@ -108,7 +108,28 @@ export interface Count {
   readonly metric: "packetsRejected" | "suspicions" | "refutations"
 }
 
-/** Everything the engine asks its shell to do: send, open an exchange, answer a stream, wake it later, publish a change, count. */
+/**
+ * How a reachability check's target answered first: its own ack to our ping
+ * (`direct`), an ack relayed by a ping-req helper (`indirect`), the ping over
+ * TCP (`tcp`); `none` by the deadline; `unknown` when the engine does not
+ * hold the member (or it is this node, or it left).
+ */
+export type ReachRoute = "direct" | "indirect" | "tcp" | "none" | "unknown"
+
+/** A reachability check (`Reach` with this `request`) ended. */
+export interface Reached {
+  readonly _tag: "Reached"
+  readonly request: number
+  readonly target: NodeId
+  readonly route: ReachRoute
+  /** From the first ping to the answer, in ms (undefined without one). */
+  readonly rtt: number | undefined
+  /** Helpers asked for an indirect ping, and how many of them nacked (could not reach it either). */
+  readonly helpers: number
+  readonly nacks: number
+}
+
+/** Every output the engine emits (see the module comment). */
 export type Output =
   | Send
   | OpenExchange
@@ -123,6 +144,7 @@ export type Output =
   | LeaveEnded
   | Log
   | Count
+  | Reached
 
 /**
  * The engine's timers. Rounds repeat by re-arming themselves; the others
@@ -150,6 +172,8 @@ export type Timer =
   | { readonly _tag: "JoinFollowUp" }
   /** A leave checks whether its announcement went out. */
   | { readonly _tag: "LeaveCheck" }
+  /** Reachability check `request`: go indirect, then its deadline. */
+  | { readonly _tag: "Reach"; readonly request: number }
 
 /** Timers with equal keys replace each other. A probe's two timers share one key: only one is ever armed. */
 export const timerKey = (timer: Timer): string => {
@@ -165,6 +189,8 @@ export const timerKey = (timer: Timer): string => {
       return `Verify:${timer.seq}`
     case "Check":
       return `Check:${timer.seq}`
+    case "Reach":
+      return `Reach:${timer.request}`
     default:
       return timer._tag
   }

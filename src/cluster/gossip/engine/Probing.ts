@@ -20,6 +20,7 @@ import * as Awareness from "../Awareness.ts"
 import { type Ack, type Nack, Ping, PingReq } from "../Messages.ts"
 import { addressKey } from "./Addresses.ts"
 import { send, sendOnly } from "./Dissemination.ts"
+import { reachAcked, reachNacked } from "./Reachability.ts"
 import { relayAcked } from "./Relaying.ts"
 import { replaced } from "./Replacement.ts"
 import { type EngineState, TRUSTED } from "./State.ts"
@@ -245,10 +246,18 @@ export const onAck = (state: EngineState, ack: Ack, source: Address): void => {
       // the target's address answers as someone else: nothing to relay, the requestor's probe fails
       if (fromTarget) relayAcked(state, ack.seq, waiter)
       return
+    case "reach":
+      if (fromTarget) reachAcked(state, waiter)
+      return
   }
 }
 
 export const onNack = (state: EngineState, nack: Nack): void => {
+  const waiter = state.waiters.get(nack.seq)
+  if (waiter?.kind === "reach") {
+    reachNacked(state, waiter)
+    return
+  }
   const probe = state.probe
   if (probe !== undefined && probe.seq === nack.seq && state.waiters.get(nack.seq)?.kind === "probe") probe.nacks++
 }

@@ -57,6 +57,14 @@ export type Waiter =
       answered: boolean
     }
   | {
+      /** A reachability check's direct ping or its ping-reqs. */
+      readonly kind: "reach"
+      readonly target: NodeId
+      readonly address: string
+      readonly request: number
+      readonly route: "direct" | "indirect"
+    }
+  | {
       readonly kind: "relay"
       readonly target: NodeId
       readonly address: string
@@ -64,6 +72,22 @@ export type Waiter =
       readonly requestSeq: number
       nacked: boolean
     }
+
+/** An operator's reachability check in flight (see `Reachability.ts`). */
+export interface ReachCheck {
+  readonly request: number
+  /** The member as it was when the check began. */
+  readonly target: ClusterNode
+  readonly started: number
+  readonly deadline: number
+  readonly directSeq: number
+  /** The ping-reqs' sequence number, once the check went indirect. */
+  indirectSeq: number | undefined
+  /** The TCP ping's exchange, while it runs. */
+  tcp: number | undefined
+  helpers: number
+  nacks: number
+}
 
 /** One seed of a join attempt: its addresses, tried in turn. */
 export interface SeedProgress {
@@ -96,6 +120,8 @@ export type ExchangeRecord =
       readonly seed: SeedProgress | undefined
     }
   | { readonly kind: "StreamPing"; readonly probeSeq: number; readonly target: NodeId }
+  /** A reachability check's TCP ping (its ack carries `seq`). */
+  | { readonly kind: "ReachPing"; readonly request: number; readonly seq: number }
 
 /**
  * Constructor options for messages the engine builds from values that were
@@ -160,6 +186,8 @@ export class EngineState {
   readonly resolving = new Map<number, number>()
 
   readonly joins = new Map<number, JoinAttempt>()
+  /** Operators' reachability checks in flight, by request. */
+  readonly reaches = new Map<number, ReachCheck>()
   leaveTickets: Array<number> = []
   leaveDeadline = 0
 
