@@ -346,7 +346,11 @@ const readUvarint = (bytes: Uint8Array, cursor: { pos: number }, end: number): n
  * This couples to SchemaBinary's wire format: the round-trip and fuzz tests
  * fail loudly if an effect upgrade changes it.
  */
-const arrayCountsPlausible = (body: Uint8Array, arrayFieldIds: ReadonlyArray<number>): boolean => {
+const arrayCountsPlausible = (
+  body: Uint8Array,
+  arrayFieldIds: ReadonlyArray<number>,
+  maxCount: number = Number.POSITIVE_INFINITY
+): boolean => {
   const cursor = { pos: 0 }
   const frameLength = readUvarint(body, cursor, body.length)
   if (frameLength < 0 || cursor.pos + frameLength > body.length) return false
@@ -361,7 +365,7 @@ const arrayCountsPlausible = (body: Uint8Array, arrayFieldIds: ReadonlyArray<num
       if (length < 0 || cursor.pos + length > end) return false
       if (arrayFieldIds.includes((tag - kind) / 8)) {
         const count = readUvarint(body, { pos: cursor.pos }, cursor.pos + length)
-        if (count < 0 || count > length) return false
+        if (count < 0 || count > length || count > maxCount) return false
       }
       cursor.pos += length
     } else if (kind === 1 || kind === 5) {
@@ -387,7 +391,8 @@ const invalidBody = (what: string, reason: string) =>
     cause: { _tag: "CodecRejection", reason: "body" } satisfies Rejection
   })
 
-const implausibleCounts = (what: string) => invalidBody(what, "an array claims more elements than it has bytes")
+const implausibleCounts = (what: string) =>
+  invalidBody(what, "an array claims more elements than it has bytes (or than the receiver would hold)")
 
 // ---------------------------------------------------------------------------
 // Compound packets
@@ -467,13 +472,14 @@ const decodeFramed = <W, A>(
   what: string,
   arrayFields: ReadonlyArray<number>,
   decodeWire: (body: Uint8Array) => Result.Result<W, unknown>,
-  fromWire: (wire: W) => Result.Result<A, string>
+  fromWire: (wire: W) => Result.Result<A, string>,
+  maxCount: number = Number.POSITIVE_INFINITY
 ): Result.Result<A, SerializationError> => {
   try {
     const offset = readHeader(bytes, kind, label)
     if (Result.isFailure(offset)) return Result.fail(offset.failure)
     const body = openBody(bytes, offset.success)
-    if (!arrayCountsPlausible(body, arrayFields)) return Result.fail(implausibleCounts(what))
+    if (!arrayCountsPlausible(body, arrayFields, maxCount)) return Result.fail(implausibleCounts(what))
     const decoded = decodeWire(body)
     if (Result.isFailure(decoded)) return Result.fail(bodyError(what, decoded.failure))
     const value = fromWire(decoded.success)
@@ -663,12 +669,15 @@ export const encodePushPull = (
 
 /**
  * Decodes a push-pull message of cluster `label`, refusing anything over
- * `maxBytes` before reading it. Never throws.
+ * `maxBytes`, or listing more than `maxEntries` members (a receiver passes
+ * its `maxMembers`: it would refuse the rest anyway), before decoding a
+ * single entry. Never throws.
  */
 export const decodePushPullResult = (
   label: string,
   bytes: Uint8Array,
-  maxBytes: number = MAX_PUSH_PULL_SIZE
+  maxBytes: number = MAX_PUSH_PULL_SIZE,
+  maxEntries: number = Number.POSITIVE_INFINITY
 ): Result.Result<PushPull, SerializationError> =>
   bytes.length > maxBytes
     ? Result.fail(reject("too-large", `push-pull frame of ${bytes.length} bytes exceeds the ${maxBytes}-byte cap`))
@@ -679,7 +688,8 @@ export const decodePushPullResult = (
         "push-pull",
         PUSH_PULL_ARRAY_FIELDS,
         decodeWirePushPull,
-        pushPullFromWire
+        pushPullFromWire,
+        maxEntries
       )
 
 /** {@link decodePushPullResult} as an Effect. */

@@ -192,7 +192,12 @@ const pushPullFailed = (state: EngineState, record: ExchangeRecord & { kind: "Pu
 const pushPullOf = (state: EngineState, payload: Uint8Array | StreamMessage): Result.Result<PushPull, string> => {
   if (payload instanceof PushPull) return Result.succeed(payload)
   if (!(payload instanceof Uint8Array)) return Result.fail("the answer is not a push-pull")
-  const decoded = Codec.decodePushPullResult(state.settings.clusterLabel, payload)
+  const decoded = Codec.decodePushPullResult(
+    state.settings.clusterLabel,
+    payload,
+    Codec.MAX_PUSH_PULL_SIZE,
+    state.settings.maxMembers
+  )
   return Result.isFailure(decoded) ? Result.fail(decoded.failure.message) : Result.succeed(decoded.success)
 }
 
@@ -221,7 +226,7 @@ export const serveStream = (state: EngineState, request: number, payload: Uint8A
     const packet = Codec.decodePacketResult(label, payload)
     if (Result.isSuccess(packet)) message = packet.success
     else {
-      const pushPull = Codec.decodePushPullResult(label, payload)
+      const pushPull = Codec.decodePushPullResult(label, payload, Codec.MAX_PUSH_PULL_SIZE, state.settings.maxMembers)
       if (Result.isFailure(pushPull)) {
         state.log("push-pull request refused", { error: pushPull.failure.message })
         state.emit({ _tag: "Refuse", request, reason: pushPull.failure.message })

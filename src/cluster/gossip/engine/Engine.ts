@@ -33,6 +33,7 @@ import { enqueue, gossipRound } from "./Dissemination.ts"
 import { pushPullRound, reapRound, reconnectRound, seedResolved } from "./Healing.ts"
 import type { Input } from "./Input.ts"
 import { join, joinFollowUp, leave, leaveCheck } from "./Joining.ts"
+import { logRefusalsSummary } from "./Limits.ts"
 import { type Output, ROUNDS, type Timer } from "./Output.ts"
 import { abandonProbe, probeEnd, probeIndirect, probeRound } from "./Probing.ts"
 import { reachStart, reachTimer } from "./Reachability.ts"
@@ -92,6 +93,7 @@ export class Engine {
   handle(now: number, input: Input): Array<Output> {
     const state = this.#state
     state.now = now
+    state.refusalsThisStep = 0
     switch (input._tag) {
       case "Datagram":
         receive(state, input.from, input.payload)
@@ -130,6 +132,7 @@ export class Engine {
         reachStart(state, input.request, input.target, input.deadline)
         break
     }
+    logRefusalsSummary(state)
     if (state.running && !state.reapArmed && state.members.downSince.size > 0) {
       let next = state.reapTick + REAP_INTERVAL_MILLIS
       while (next <= state.now) next += REAP_INTERVAL_MILLIS

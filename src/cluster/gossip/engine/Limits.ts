@@ -32,10 +32,23 @@ import type { EngineState } from "./State.ts"
 /** How far above the known incarnation a claim may be (refutations missed in between). */
 export const MAX_INCARNATION_JUMP = 1024
 
+/** Refusals logged one by one per input; the rest of a flood is one summary line (see {@link logRefusalsSummary}). */
+const REFUSALS_LOGGED_PER_STEP = 3
+
 const refuse = (state: EngineState, why: string, annotations: Readonly<Record<string, unknown>>): false => {
   state.counters.updatesRefused++
-  state.log(`refused a claim: ${why}`, annotations)
+  if (state.refusalsThisStep++ < REFUSALS_LOGGED_PER_STEP) state.log(`refused a claim: ${why}`, annotations)
   return false
+}
+
+/**
+ * After one input: how many refusals went unlogged. A push-pull of 50,000
+ * forged members is one line, not 50,000 (each would be a log record the
+ * shell builds and keeps until it is written).
+ */
+export const logRefusalsSummary = (state: EngineState): void => {
+  const unlogged = state.refusalsThisStep - REFUSALS_LOGGED_PER_STEP
+  if (unlogged > 0) state.log(`refused ${unlogged} more claims`, { refused: state.refusalsThisStep })
 }
 
 /** Whether `update` is within the limits (see the module comment); refusals are counted. */
@@ -72,6 +85,7 @@ export const updatesOfPacket = (
   if (updates.length <= max) return updates
   refuse(state, "more updates in one packet than any member sends", { updates: updates.length, max })
   state.counters.updatesRefused += updates.length - max - 1
+  state.refusalsThisStep += updates.length - max - 1
   return updates.slice(0, max)
 }
 

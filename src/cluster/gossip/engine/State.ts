@@ -168,6 +168,8 @@ export class EngineState {
   probeRoundStarted = 0
   readonly lastProbed = new Map<NodeId, number>()
   lastRoundOutOfTurn = false
+  /** Whether the last round-robin target had never been heard from directly (see `Probing.outOfTurn`). */
+  lastTargetUnheard = false
 
   readonly exchanges = new Map<number, ExchangeRecord>()
   /** Peers (by id or address) with a background exchange in flight. */
@@ -181,6 +183,8 @@ export class EngineState {
    * make it connect out faster than that.
    */
   strangerTokens = STRANGER_BURST
+  /** Claims refused while handling the current input (`Limits`: logged a few, then summed). */
+  refusalsThisStep = 0
   strangerTokensAt = 0
   /** Seed resolutions asked for by a reconnect round, with the draw that picks among their addresses. */
   readonly resolving = new Map<number, number>()
