@@ -9,6 +9,8 @@
  * @module
  * @since 0.1.0
  */
+const acceptAll = (): boolean => true
+
 export class Peers<Id extends string = string> {
   readonly #items: Array<Id> = []
   readonly #position = new Map<Id, number>()
@@ -47,11 +49,17 @@ export class Peers<Id extends string = string> {
   }
 
   /**
-   * Up to `k` distinct ids chosen uniformly at random, none in `exclude`.
-   * Rejection sampling while the set is much larger than `k`; a partial
-   * Fisher–Yates over a copy otherwise, so it always terminates.
+   * Up to `k` distinct ids chosen uniformly at random, none in `exclude` and
+   * each `accept`ed. Rejection sampling while the set is much larger than
+   * `k`; a partial Fisher–Yates over a copy otherwise, so it always
+   * terminates.
    */
-  sample(k: number, random: () => number, exclude: ReadonlySet<Id> = new Set()): Array<Id> {
+  sample(
+    k: number,
+    random: () => number,
+    exclude: ReadonlySet<Id> = new Set(),
+    accept: (id: Id) => boolean = acceptAll
+  ): Array<Id> {
     const n = this.#items.length
     if (k <= 0 || n === 0) return []
     if (n > 4 * (k + exclude.size)) {
@@ -60,11 +68,11 @@ export class Peers<Id extends string = string> {
       while (chosen.size < k && attempts < 8 * k + 16) {
         attempts++
         const id = this.#items[Math.floor(random() * n)]!
-        if (!exclude.has(id)) chosen.add(id)
+        if (!exclude.has(id) && accept(id)) chosen.add(id)
       }
       if (chosen.size === k) return Array.from(chosen)
     }
-    const pool = this.#items.filter((id) => !exclude.has(id))
+    const pool = this.#items.filter((id) => !exclude.has(id) && accept(id))
     const take = Math.min(k, pool.length)
     for (let i = 0; i < take; i++) {
       const j = i + Math.floor(random() * (pool.length - i))

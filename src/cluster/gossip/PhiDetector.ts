@@ -356,6 +356,11 @@ export class PhiDetectors {
     return this.#detectors.size
   }
 
+  /** The ids with a detector, in the order they got one. */
+  ids(): IterableIterator<string> {
+    return this.#detectors.keys()
+  }
+
   /** Whether `id` has a detector (it was heard from since it became a member). */
   has(id: string): boolean {
     return this.#detectors.has(id)

@@ -48,6 +48,7 @@ export const probeRound = (state: EngineState): void => {
     const target = state.table.get(id)
     if (target !== undefined && (target.state === "Alive" || target.state === "Suspect")) {
       state.lastProbed.set(id, state.now)
+      state.lastTargetUnheard = !state.phi.has(id)
       startProbe(state, target)
       return
     }
@@ -74,6 +75,13 @@ const nextRound = (state: EngineState): void => {
  * probes are independent confirmations that shorten every timer, and a live
  * one receives the accusation on the ping (the buddy system) and answers
  * with its refutation — even when we missed its first one.
+ *
+ * Last, after a round whose target this node had never heard from directly
+ * (no phi detector: known only from what others said), the member heard from
+ * that was probed least recently. Members known only by hearsay — a burst of
+ * joiners, or thousands of forged ones — then take at most every other round,
+ * and a crash among the members we know first-hand is still found within
+ * about two rounds per such member, however many strangers the table holds.
  */
 const outOfTurn = (state: EngineState): NodeId | undefined => {
   if (state.lastRoundOutOfTurn) return undefined
@@ -87,7 +95,14 @@ const outOfTurn = (state: EngineState): NodeId | undefined => {
   }
   if (stalest !== undefined) return stalest
   const overdue = state.phi.highestAbove(now, (id) => members.live.has(id as NodeId) && !recent(id as NodeId))
-  return overdue as NodeId | undefined
+  if (overdue !== undefined || !state.lastTargetUnheard) return overdue as NodeId | undefined
+  let leastRecent: NodeId | undefined
+  for (const key of state.phi.ids()) {
+    const id = key as NodeId
+    if (!members.live.has(id) || recent(id)) continue
+    if (leastRecent === undefined || (lastProbed.get(id) ?? 0) < (lastProbed.get(leastRecent) ?? 0)) leastRecent = id
+  }
+  return leastRecent
 }
 
 /**
@@ -133,7 +148,13 @@ export const probeIndirect = (state: EngineState, seq: number): void => {
   if (probe === undefined || probe.seq !== seq) return
   const { target } = probe
   state.counters.indirectProbes++
-  const helpers = state.members.alive.sample(state.settings.indirectChecks, state.rng, new Set([target.id]))
+  // Helpers are members heard from directly (they have a phi detector): a member
+  // known only from gossip may not exist, and its missing nack would count against
+  // our own health. Any alive member while none has been heard from yet.
+  const exclude = new Set([target.id])
+  const heard = state.members.alive.sample(state.settings.indirectChecks, state.rng, exclude, (id) => state.phi.has(id))
+  const helpers =
+    heard.length > 0 ? heard : state.members.alive.sample(state.settings.indirectChecks, state.rng, exclude)
   for (const id of helpers) {
     const helper = state.table.get(id)
     if (helper === undefined) continue

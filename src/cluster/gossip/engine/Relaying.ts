@@ -17,14 +17,25 @@
 import type { Address } from "../../Node.ts"
 import { Ack, Nack, Ping, type PingReq } from "../Messages.ts"
 import { addressKey } from "./Addresses.ts"
-import { send } from "./Dissemination.ts"
+import { send, sendOnly } from "./Dissemination.ts"
 import { knownAt } from "./Limits.ts"
 import { NACK_AT } from "./Settings.ts"
 import { type EngineState, TRUSTED, type Waiter } from "./State.ts"
 
-/** A ping-req from `from`: ping its target on its behalf. */
+/**
+ * A ping-req from `from`: ping its target on its behalf. A target this node
+ * does not hold live at the named address is not pinged (nobody makes us ping
+ * an address of their choosing); the requestor gets a nack at once, bare —
+ * it is a member that asked in good faith (the target may be too new to have
+ * reached us), and without the nack its missing answer would count against
+ * its own health. One small datagram back to the sender: nothing to amplify.
+ */
 export const onPingReq = (state: EngineState, from: Address, request: PingReq): void => {
-  if (state.leaving || !knownAt(state, request.target, request.targetAddress)) return
+  if (state.leaving) return
+  if (!knownAt(state, request.target, request.targetAddress)) {
+    sendOnly(state, from, [new Nack({ seq: request.seq, from: state.self.id }, TRUSTED)])
+    return
+  }
   const seq = state.nextSeq()
   state.waiters.set(seq, {
     kind: "relay",
