@@ -76,9 +76,9 @@ const nextRound = (state: EngineState): void => {
  * one receives the accusation on the ping (the buddy system) and answers
  * with its refutation — even when we missed its first one.
  *
- * Last, after a round whose target this node had never heard from directly
- * (no phi detector: known only from what others said), the member heard from
- * that was probed least recently. Members known only by hearsay — a burst of
+ * Before both, after a round whose target this node had never heard from
+ * directly (no phi detector: known only from what others said), the member
+ * heard from that was probed least recently. Members known only by hearsay — a burst of
  * joiners, or thousands of forged ones — then take at most every other round,
  * and a crash among the members we know first-hand is still found within
  * about two rounds per such member, however many strangers the table holds.
@@ -88,21 +88,23 @@ const outOfTurn = (state: EngineState): NodeId | undefined => {
   const { now, lastProbed, members } = state
   const window = 2 * state.settings.probeInterval
   const recent = (id: NodeId) => now - (lastProbed.get(id) ?? Number.NEGATIVE_INFINITY) < window
-  let stalest: NodeId | undefined
-  for (const id of state.suspicions.keys()) {
-    if (!members.live.has(id) || recent(id)) continue
-    if (stalest === undefined || (lastProbed.get(id) ?? 0) < (lastProbed.get(stalest) ?? 0)) stalest = id
+  const leastRecent = (ids: Iterable<string>, eligible: (id: NodeId) => boolean): NodeId | undefined => {
+    let stalest: NodeId | undefined
+    for (const key of ids) {
+      const id = key as NodeId
+      if (!members.live.has(id) || recent(id) || !eligible(id)) continue
+      if (stalest === undefined || (lastProbed.get(id) ?? 0) < (lastProbed.get(stalest) ?? 0)) stalest = id
+    }
+    return stalest
   }
-  if (stalest !== undefined) return stalest
+  if (state.lastTargetUnheard) {
+    const heard = leastRecent(state.phi.ids(), () => true)
+    if (heard !== undefined) return heard
+  }
+  const suspect = leastRecent(state.suspicions.keys(), () => true)
+  if (suspect !== undefined) return suspect
   const overdue = state.phi.highestAbove(now, (id) => members.live.has(id as NodeId) && !recent(id as NodeId))
-  if (overdue !== undefined || !state.lastTargetUnheard) return overdue as NodeId | undefined
-  let leastRecent: NodeId | undefined
-  for (const key of state.phi.ids()) {
-    const id = key as NodeId
-    if (!members.live.has(id) || recent(id)) continue
-    if (leastRecent === undefined || (lastProbed.get(id) ?? 0) < (lastProbed.get(leastRecent) ?? 0)) leastRecent = id
-  }
-  return leastRecent
+  return overdue as NodeId | undefined
 }
 
 /**

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { MAX_INCARNATION_JUMP } from "../../../../src/cluster/gossip/engine/Limits.ts"
 import { STRANGER_BURST } from "../../../../src/cluster/gossip/engine/Settings.ts"
-import { MAX_INCARNATION, NodeStateUpdate, Ping } from "../../../../src/cluster/gossip/Messages.ts"
+import { Ack, MAX_INCARNATION, NodeStateUpdate, Ping } from "../../../../src/cluster/gossip/Messages.ts"
 import { Address, type NodeState, type Tags } from "../../../../src/cluster/Node.ts"
 import { Driver, defaultSettings, peerAddress, peerId, SELF_ID } from "./harness.ts"
 
@@ -130,5 +130,46 @@ describe("Limits", () => {
     driver.advanceTo(10 * probeInterval)
     expect(strangersPing(20)).toBe(STRANGER_BURST)
     expect(driver.engine.stats().exchangesDeferred).toBe(80 - 2 * STRANGER_BURST - 1)
+  })
+
+  it("members known only by hearsay take at most every other round: the member heard from is probed every few rounds", () => {
+    const driver = new Driver({ seed: 9 })
+    const probeInterval = defaultSettings().probeInterval
+    // peer 0 pings us (heard from directly) and announces nine others we never hear from
+    driver.handle({
+      _tag: "Datagram",
+      from: peerAddress(0),
+      payload: {
+        messages: [new Ping({ seq: 1, from: peerId(0), target: SELF_ID })],
+        updates: Array.from({ length: 10 }, (_, i) => alive(i))
+      }
+    })
+    driver.handle({ _tag: "Start" })
+    const probedHeard: Array<number> = []
+    driver.onStep = (outputs) => {
+      for (const output of outputs) {
+        if (output._tag !== "Send") continue
+        for (const message of output.packet.messages) {
+          if (message._tag !== "Ping" || message.target !== peerId(0)) continue
+          probedHeard.push(driver.now)
+          // peer 0 answers at once: it stays heard from and never suspected
+          pendingAcks.push(message.seq)
+        }
+      }
+    }
+    const pendingAcks: Array<number> = []
+    const rounds = 10
+    for (let round = 0; round < rounds; round++) {
+      driver.runUntil((round + 1) * probeInterval)
+      for (const seq of pendingAcks.splice(0)) {
+        driver.handle({
+          _tag: "Datagram",
+          from: peerAddress(0),
+          payload: { messages: [new Ack({ seq, from: peerId(0) })], updates: [] }
+        })
+      }
+    }
+    // the round robin alone reaches it once in ten rounds; with the rule, about every third
+    expect(probedHeard.length).toBeGreaterThanOrEqual(3)
   })
 })
