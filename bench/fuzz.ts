@@ -31,6 +31,7 @@ import { Ack, NodeStateUpdate, Ping, PingReq } from "../src/cluster/gossip/Messa
 import { sealFrame } from "../src/cluster/gossip/SecureTransport.ts"
 import { Address, type NodeId } from "../src/cluster/Node.ts"
 import { describeMachine, revision } from "./machine.ts"
+import { agentEnv } from "../test/fixtures/agent-env.ts"
 import { ensureTools, Netns } from "./membership/host.ts"
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), "..")
@@ -85,7 +86,8 @@ const startAgent = (name: string, port: number, seed: number | undefined, extra:
       ...(seed === undefined ? [] : ["--join", `127.0.0.1:${seed}`]),
       ...extra
     ],
-    { stdio: ["ignore", "pipe", "pipe"] }
+    // the admin interface on a random loopback port (three agents would fight over 7373)
+    { stdio: ["ignore", "pipe", "pipe"], env: agentEnv }
   )
   const lines: Array<Record<string, unknown>> = []
   let buffer = ""
