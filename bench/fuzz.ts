@@ -30,8 +30,8 @@ import { generateKey, Keyring, makeKey } from "../src/cluster/gossip/Keyring.ts"
 import { Ack, NodeStateUpdate, Ping, PingReq } from "../src/cluster/gossip/Messages.ts"
 import { sealFrame } from "../src/cluster/gossip/SecureTransport.ts"
 import { Address, type NodeId } from "../src/cluster/Node.ts"
-import { describeMachine, revision } from "./machine.ts"
 import { agentEnv } from "../test/fixtures/agent-env.ts"
+import { describeMachine, revision } from "./machine.ts"
 import { ensureTools, Netns } from "./membership/host.ts"
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), "..")
