@@ -286,7 +286,11 @@ describe("UdpTransport (127.0.0.1)", () => {
       const port = b.localAddress.port
       yield* b.serve((_, request) => Effect.succeed(request), { maxBytes: 1024, timeout: "10 seconds" })
       const idle: Array<Net.Socket> = []
-      yield* Effect.addFinalizer(() => Effect.sync(() => idle.forEach((conn) => conn.destroy())))
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          for (const conn of idle) conn.destroy()
+        })
+      )
       // three idle connections from 127.0.0.1, each with half a length prefix
       for (let i = 0; i < 3; i++) {
         yield* Effect.callback<void>((resume) => {
@@ -315,7 +319,7 @@ describe("UdpTransport (127.0.0.1)", () => {
       assert.strictEqual((yield* echo("127.0.0.1")).received, 0)
       assert.strictEqual((yield* echo("127.0.0.2")).received, 6)
       // once the idle ones go, 127.0.0.1 is served again
-      idle.forEach((conn) => conn.destroy())
+      for (const conn of idle) conn.destroy()
       let served = 0
       for (let attempt = 0; attempt < 50 && served === 0; attempt++) {
         served = (yield* echo("127.0.0.1")).received
