@@ -17,7 +17,9 @@
 import { Effect, Result, Schema } from "effect"
 import { SchemaBinary } from "effect/encoding"
 import * as Codec from "../src/cluster/gossip/Codec.ts"
+import { claimBytes } from "../src/cluster/gossip/engine/Claims.ts"
 import { generateKey, Keyring, makeKey, ReplayGuard } from "../src/cluster/gossip/Keyring.ts"
+import { identities, loadIdentity } from "../src/cluster/gossip/MemberIdentity.ts"
 import {
   Ack,
   NodeStateUpdate,
@@ -31,6 +33,7 @@ import {
 } from "../src/cluster/gossip/Messages.ts"
 import { openFrame, sealFrame } from "../src/cluster/gossip/SecureTransport.ts"
 import { Address, ClusterNode, type NodeId } from "../src/cluster/Node.ts"
+import * as DevTls from "../src/testing/DevTls.ts"
 
 const LABEL = "shoal"
 
@@ -232,4 +235,51 @@ console.log(`node ${process.version}`)
       `  ${name}: ${plain.length} → ${sealed.length} bytes (+${sealed.length - plain.length}); seal ${(1e6 / sealRate).toFixed(2)} µs, seal + open ${(1e6 / openRate).toFixed(2)} µs`
     )
   }
+}
+
+// Signed claims (per-member identity, ECDSA P-256 with SHA-256, IEEE P1363): what a member pays
+// to sign its own announcement (once per incarnation), what a receiver pays to check one it has
+// not seen (once per announcement; repeats hit the verdict cache), and what signatures and
+// certificates add on the wire — per gossiped update and per push-pull entry.
+{
+  const ca = DevTls.makeAuthority()
+  const subject = member(10)
+  const pair = ca.issue({ nodeId: subject.id })
+  const loaded = Result.getOrThrow(
+    loadIdentity({ certificate: pair.certificate.pem, key: pair.key, ca: ca.certificate.pem })
+  )
+  const identity = identities(loaded, { required: true })
+  const update = NodeStateUpdate.fromNode(subject)
+  const message = claimBytes(LABEL, update)
+  const signature = identity.sign(message)
+  const verify = identity.certify(subject.id, loaded.certificate)!
+  const signRate = opsPerSecond(() => identity.sign(claimBytes(LABEL, update)))
+  const verifyRate = opsPerSecond(() => verify(claimBytes(LABEL, update), signature))
+  const certifyRate = opsPerSecond(() => identity.certify(subject.id, loaded.certificate))
+  const signed = new NodeStateUpdate({ ...update, signature }, { disableChecks: true })
+  const entry = new NodeStateUpdate({ ...signed, certificate: loaded.certificate }, { disableChecks: true })
+  const plainSize = Codec.updateSize(update)
+  const plainPushPull = Result.getOrThrow(Codec.encodePushPullResult(LABEL, pushPull)).length
+  const signedPushPull = Result.getOrThrow(
+    Codec.encodePushPullResult(
+      LABEL,
+      new PushPull({
+        from: pushPull.from,
+        join: false,
+        nodes: pushPull.nodes.map(
+          (n) => new NodeStateUpdate({ ...n, signature, certificate: loaded.certificate }, { disableChecks: true })
+        )
+      })
+    )
+  ).length
+  console.log("\nsigned claims (ECDSA P-256, 64-byte signatures; certificates in push-pull only):")
+  console.log(
+    `  sign ${(1e6 / signRate).toFixed(1)} µs per own announcement (once per incarnation), verify ${(1e6 / verifyRate).toFixed(1)} µs per new announcement, certificate check ${(1e6 / certifyRate).toFixed(1)} µs per member (once)`
+  )
+  console.log(
+    `  gossiped Alive update: ${plainSize} → ${Codec.updateSize(signed)} bytes (+${Codec.updateSize(signed) - plainSize}); push-pull entry with certificate: +${Codec.updateSize(entry) - plainSize} bytes (certificate ${loaded.certificate.length} bytes DER)`
+  )
+  console.log(
+    `  50-member push-pull: ${plainPushPull} → ${signedPushPull} bytes (+${((signedPushPull - plainPushPull) / pushPull.nodes.length).toFixed(0)} per entry)`
+  )
 }

@@ -62,6 +62,10 @@ export const flagNames = {
   keyring: "keyring-file",
   encryptOutgoing: "encrypt-outgoing",
   requireEncryption: "require-encryption",
+  identityCertificate: "identity-cert",
+  identityKey: "identity-key",
+  identityCa: "identity-ca",
+  requireIdentities: "require-identities",
   replayWindow: "replay-window",
   leaveTimeout: "leave-timeout",
   phiThreshold: "phi-threshold",
@@ -222,6 +226,36 @@ export const agentFlags = {
     ),
     Flag.optional
   ),
+  identityCertificate: Flag.String(flagNames.identityCertificate).pipe(
+    Flag.withMetavar("path"),
+    Flag.withDescription(
+      describe(
+        "identityCertificate",
+        "PEM certificate binding this node's id (SAN URI urn:uuid:<id>), issued by --identity-ca: signs this node's claims",
+        "none"
+      )
+    ),
+    Flag.optional
+  ),
+  identityKey: Flag.String(flagNames.identityKey).pipe(
+    Flag.withMetavar("path"),
+    Flag.withDescription(describe("identityKey", "PEM private key of --identity-cert (EC P-256)", "none")),
+    Flag.optional
+  ),
+  identityCa: Flag.String(flagNames.identityCa).pipe(
+    Flag.withMetavar("path"),
+    Flag.withDescription(describe("identityCa", "PEM certificate of the CA that issues member identities", "none")),
+    Flag.optional
+  ),
+  requireIdentities: Flag.Boolean(flagNames.requireIdentities).pipe(
+    Flag.withDescription(
+      describe(
+        "requireIdentities",
+        "Apply others' Alive/Left only when signed by their identity; take Dead as Suspect (needs --identity-cert)"
+      )
+    ),
+    Flag.optional
+  ),
   replayWindow: durationFlag("replayWindow", "How far a sealed packet's time may be from ours (replay protection)"),
   leaveTimeout: durationFlag("leaveTimeout", "Time allowed to announce a graceful leave"),
   phiThreshold: numberFlag("phiThreshold", "phi above which a member is probed first (> 0)"),
@@ -314,6 +348,10 @@ export const emptyAgentFlags: AgentFlags = {
   keyring: Option.none(),
   encryptOutgoing: Option.none(),
   requireEncryption: Option.none(),
+  identityCertificate: Option.none(),
+  identityKey: Option.none(),
+  identityCa: Option.none(),
+  requireIdentities: Option.none(),
   replayWindow: Option.none(),
   leaveTimeout: Option.none(),
   phiThreshold: Option.none(),

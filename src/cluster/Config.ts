@@ -17,6 +17,8 @@
  * @module
  * @since 0.1.0
  */
+
+import { readFile } from "node:fs/promises"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
@@ -24,9 +26,11 @@ import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import { DURATION_SYNTAX, type DurationInput, parseDuration } from "./DurationText.ts"
 import { InvalidConfiguration } from "./Errors.ts"
+import { loadIdentity } from "./gossip/MemberIdentity.ts"
 import { Address, decodeNodeId, formatAddress, makeNodeId, NodeId, parseAddress, Tags } from "./Node.ts"
 
 /** The tag the cluster owns: it publishes the aggregated health check result under it. */
@@ -71,6 +75,10 @@ export class ClusterConfig extends Schema.Class<ClusterConfig>("shoal/ClusterCon
   keyring: Schema.optionalKey(Schema.Array(Schema.Redacted(Schema.String))),
   encryptOutgoing: Schema.Boolean,
   requireEncryption: Schema.Boolean,
+  identityCertificate: Schema.optionalKey(Schema.String),
+  identityKey: Schema.optionalKey(Schema.Redacted(Schema.String)),
+  identityCa: Schema.optionalKey(Schema.String),
+  requireIdentities: Schema.Boolean,
   replayWindow: Schema.Duration,
   leaveTimeout: Schema.Duration,
   phiThreshold: Schema.Number,
@@ -141,6 +149,25 @@ export interface Input {
   readonly requireEncryption?: boolean | undefined
   /** With a keyring: how far a sealed packet's time may be from ours, and how long its nonce is remembered (default 30 s). */
   readonly replayWindow?: DurationInput | undefined
+  /**
+   * This node's identity certificate (a path to a PEM file, or the PEM
+   * text): issued by `identityCa`, with the subjectAltName URI
+   * `urn:uuid:<nodeId>` binding this node's id — usually the RPC TLS
+   * certificate. With it the node signs its own `Alive` and `Left` claims,
+   * and its id is the certificate's (see `docs/SECURITY.md`).
+   */
+  readonly identityCertificate?: string | undefined
+  /** The identity certificate's EC P-256 private key: a path, or the PEM text `Redacted`. */
+  readonly identityKey?: string | Redacted.Redacted<string> | undefined
+  /** The cluster CA that issues identity certificates: a path, or the PEM text. */
+  readonly identityCa?: string | undefined
+  /**
+   * Apply another member's `Alive` or `Left` only with its valid signature,
+   * and take a `Dead` as a `Suspect` (default false: every member needs an
+   * identity first). What makes a gossip-key holder unable to evict or
+   * retag another member.
+   */
+  readonly requireIdentities?: boolean | undefined
   readonly leaveTimeout?: DurationInput | undefined
   readonly phiThreshold?: number | undefined
   readonly phiWindowSize?: number | undefined
@@ -191,6 +218,7 @@ export const defaults = {
   tcpPings: true,
   encryptOutgoing: true,
   requireEncryption: true,
+  requireIdentities: false,
   replayWindow: "30 seconds",
   leaveTimeout: "5 seconds",
   phiThreshold: 8,
@@ -420,12 +448,26 @@ const checkFields = (c: ClusterConfig): InvalidConfiguration | undefined => {
  * `nodeName` derived from it.
  */
 export const make = Effect.fnUntraced(function* (input: Input = {}) {
-  const nodeId =
+  const identity = yield* readIdentity(input)
+  const configured =
     input.nodeId === undefined
-      ? yield* makeNodeId
+      ? undefined
       : yield* decodeNodeId(input.nodeId.trim().toLowerCase()).pipe(
           Effect.mapError(() => invalid("nodeId", `expected a UUID v4, got "${input.nodeId}"`))
         )
+  if (identity !== undefined && configured !== undefined && configured !== identity.nodeId) {
+    return yield* invalid(
+      "nodeId",
+      `is ${configured}, but the identity certificate binds ${identity.nodeId} (leave nodeId out to take the certificate's)`
+    )
+  }
+  const nodeId = identity?.nodeId ?? configured ?? (yield* makeNodeId)
+  if ((input.requireIdentities ?? defaults.requireIdentities) && identity === undefined) {
+    return yield* invalid(
+      "requireIdentities",
+      "needs this node's identity (identityCertificate, identityKey, identityCa)"
+    )
+  }
   const addresses: Partial<Record<"bindAddress" | "advertiseAddress" | "rpcAddress", Address>> = {}
   for (const field of ["bindAddress", "advertiseAddress", "rpcAddress"] as const) {
     const value = field === "bindAddress" ? (input.bindAddress ?? defaults.bindAddress) : input[field]
@@ -481,6 +523,14 @@ export const make = Effect.fnUntraced(function* (input: Input = {}) {
         : { keyring: input.keyring.map((key) => (Redacted.isRedacted(key) ? key : Redacted.make(key))) }),
       encryptOutgoing: input.encryptOutgoing ?? defaults.encryptOutgoing,
       requireEncryption: input.requireEncryption ?? defaults.requireEncryption,
+      ...(identity === undefined
+        ? {}
+        : {
+            identityCertificate: identity.material.certificate,
+            identityKey: identity.material.key,
+            identityCa: identity.material.ca
+          }),
+      requireIdentities: input.requireIdentities ?? defaults.requireIdentities,
       phiThreshold: input.phiThreshold ?? defaults.phiThreshold,
       phiWindowSize: input.phiWindowSize ?? defaults.phiWindowSize,
       maxPacketSize: input.maxPacketSize ?? defaults.maxPacketSize,
@@ -491,6 +541,42 @@ export const make = Effect.fnUntraced(function* (input: Input = {}) {
   const problem = checkFields(config)
   if (problem !== undefined) return yield* problem
   return config
+})
+
+const IDENTITY_FIELDS = ["identityCertificate", "identityKey", "identityCa"] as const
+
+/** PEM text or a path to it: the file is read; `Redacted` text stays redacted. */
+const readPemSource = (
+  field: (typeof IDENTITY_FIELDS)[number],
+  source: string | Redacted.Redacted<string>
+): Effect.Effect<string, InvalidConfiguration> => {
+  const text = Redacted.isRedacted(source) ? Redacted.value(source) : source
+  if (text.includes("-----BEGIN ")) return Effect.succeed(text)
+  if (Redacted.isRedacted(source)) return Effect.fail(invalid(field, "the key given in memory is not PEM text"))
+  return Effect.tryPromise({
+    try: () => readFile(text.trim(), "utf8"),
+    catch: (cause) =>
+      invalid(field, `cannot read ${text.trim()} (${cause instanceof Error ? cause.message : String(cause)})`)
+  }).pipe(
+    Effect.flatMap((pem) =>
+      pem.includes("-----BEGIN ") ? Effect.succeed(pem) : Effect.fail(invalid(field, `${text.trim()} is not PEM text`))
+    )
+  )
+}
+
+/** The identity the input names, read and checked (all three fields, or none). */
+const readIdentity = Effect.fnUntraced(function* (input: Input) {
+  const given = IDENTITY_FIELDS.filter((field) => input[field] !== undefined)
+  if (given.length === 0) return undefined
+  const missing = IDENTITY_FIELDS.find((field) => input[field] === undefined)
+  if (missing !== undefined) return yield* invalid(missing, `is needed with ${given.join(" and ")}`)
+  const certificate = yield* readPemSource("identityCertificate", input.identityCertificate!)
+  const key = Redacted.make(yield* readPemSource("identityKey", input.identityKey!))
+  const ca = yield* readPemSource("identityCa", input.identityCa!)
+  const material = { certificate, key, ca }
+  const loaded = loadIdentity(material)
+  if (Result.isFailure(loaded)) return yield* invalid("identityCertificate", loaded.failure)
+  return { nodeId: loaded.success.nodeId, material }
 })
 
 /** The configuration's fields back in {@link Input} form, for building a changed copy. */
@@ -551,6 +637,10 @@ export const environmentVariables = {
   keyring: "SHOAL_KEYRING",
   encryptOutgoing: "SHOAL_ENCRYPT_OUTGOING",
   requireEncryption: "SHOAL_REQUIRE_ENCRYPTION",
+  identityCertificate: "SHOAL_IDENTITY_CERT",
+  identityKey: "SHOAL_IDENTITY_KEY",
+  identityCa: "SHOAL_IDENTITY_CA",
+  requireIdentities: "SHOAL_REQUIRE_IDENTITIES",
   replayWindow: "SHOAL_REPLAY_WINDOW",
   leaveTimeout: "SHOAL_LEAVE_TIMEOUT",
   phiThreshold: "SHOAL_PHI_THRESHOLD",
@@ -600,7 +690,14 @@ const parseEnvValue = (
     }
     return tags
   }
-  if (field === "retryJoin" || field === "tcpPings" || field === "encryptOutgoing" || field === "requireEncryption") {
+  if (field === "identityKey") return Redacted.make(text.trim())
+  if (
+    field === "retryJoin" ||
+    field === "tcpPings" ||
+    field === "encryptOutgoing" ||
+    field === "requireEncryption" ||
+    field === "requireIdentities"
+  ) {
     const lower = text.trim().toLowerCase()
     if (["true", "1", "yes"].includes(lower)) return true
     if (["false", "0", "no"].includes(lower)) return false

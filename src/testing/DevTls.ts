@@ -53,6 +53,12 @@ export interface IssueOptions {
   readonly usage?: Usage | undefined
   /** Days of validity from now (default 1). */
   readonly days?: number | undefined
+  /**
+   * The member id the certificate binds (a UUID v4), as the subjectAltName
+   * URI `urn:uuid:<nodeId>`: what makes it a member identity that signs the
+   * member's gossip claims (see `docs/SECURITY.md`).
+   */
+  readonly nodeId?: string | undefined
 }
 
 /** A certificate authority that lives in this process. */
@@ -252,7 +258,9 @@ export const makeAuthority = (options: { readonly name?: string; readonly days?:
       extension("2.5.29.15", true, tlv(0x03, KEY_USAGE_LEAF)),
       extension("2.5.29.37", false, sequence(...purposes.map(oid)))
     ]
-    if (hosts.length > 0) extensions.push(extension("2.5.29.17", false, sequence(...hosts.map(generalName))))
+    const altNames = hosts.map(generalName)
+    if (issued.nodeId !== undefined) altNames.push(tlv(0x86, new TextEncoder().encode(`urn:uuid:${issued.nodeId}`)))
+    if (altNames.length > 0) extensions.push(extension("2.5.29.17", false, sequence(...altNames)))
     return {
       certificate: {
         pem: certificate({

@@ -103,6 +103,9 @@ describe("stats lines", () => {
     packetsRejected: 0,
     updatesApplied: 7,
     updatesRefused: 0,
+    claimsRefused: 0,
+    claimsUnverifiable: 0,
+    deathsDowngraded: 0,
     transport: { packetsSent: 40, bytesSent: 4096, packetsReceived: 38, bytesReceived: 3000, dropped: 0 },
     awareness: 1,
     envelopeRejected: noRejections

@@ -2,6 +2,16 @@ import { assert, describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Random } from "effect"
 import * as ClusterConfig from "../../src/cluster/Config.ts"
 import { InvalidConfiguration } from "../../src/cluster/Errors.ts"
+import * as DevTls from "../../src/testing/DevTls.ts"
+
+const devCa = DevTls.makeAuthority()
+const boundId = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+const issued = devCa.issue({ nodeId: boundId })
+const identity = {
+  identityCertificate: issued.certificate.pem,
+  identityKey: issued.key,
+  identityCa: devCa.certificate.pem
+}
 
 const rejects = (input: ClusterConfig.Input) => ClusterConfig.make(input).pipe(Effect.flip, Random.withSeed(1))
 
@@ -141,7 +151,15 @@ describe("ClusterConfig.make", () => {
     ["maxPacketSize", { maxPacketSize: 70_000 }],
     ["healthCheckInterval", { healthCheckInterval: 0 }],
     ["healthCheckTimeout", { healthCheckTimeout: 0 }],
-    ["healthCheckTimeout", { healthCheckTimeout: "10 seconds" }]
+    ["healthCheckTimeout", { healthCheckTimeout: "10 seconds" }],
+    ["identityKey", { identityCertificate: issued.certificate.pem, identityCa: devCa.certificate.pem }],
+    ["identityCa", { identityCertificate: issued.certificate.pem, identityKey: issued.key }],
+    ["identityCertificate", { identityCertificate: "/nonexistent/cert.pem", identityKey: issued.key, identityCa: "x" }],
+    ["identityCertificate", { ...identity, identityCertificate: devCa.issue().certificate.pem }],
+    ["identityCertificate", { ...identity, identityCa: DevTls.makeAuthority().certificate.pem }],
+    ["identityCertificate", { ...identity, identityKey: devCa.issue({ nodeId: boundId }).key }],
+    ["nodeId", { ...identity, nodeId: "7c9e6679-7425-40de-944b-e07fc1f90ae7" }],
+    ["requireIdentities", { requireIdentities: true }]
   ]
   for (const [field, input] of cases) {
     it.effect(`rejects ${field}: ${JSON.stringify(input).slice(0, 60)}`, () =>
@@ -154,9 +172,24 @@ describe("ClusterConfig.make", () => {
     )
   }
 
+  it.effect("with an identity, the node id is the certificate's, and the key stays redacted", () =>
+    Effect.gen(function* () {
+      const config = yield* ClusterConfig.make({ ...identity, requireIdentities: true })
+      expect(config.nodeId).toBe(boundId)
+      expect(config.requireIdentities).toBe(true)
+      expect(String(config.identityKey)).not.toContain("PRIVATE KEY")
+      const same = yield* ClusterConfig.make({ ...identity, nodeId: boundId.toUpperCase() })
+      expect(same.nodeId).toBe(boundId)
+      // a changed copy reads the PEM text back, not as paths
+      const copy = yield* ClusterConfig.make({ ...ClusterConfig.toInput(config), nodeName: "other" })
+      expect(copy.nodeId).toBe(boundId)
+    })
+  )
+
   it("has a rejection test for every field", () => {
     const covered = new Set(cases.map(([field]) => field))
     const optionalOrBoolean = new Set(["retryJoin", "tcpPings", "encryptOutgoing", "requireEncryption"])
+    covered.add("identityCertificate")
     for (const field of Object.keys(ClusterConfig.environmentVariables)) {
       if (!optionalOrBoolean.has(field)) expect(covered.has(field), field).toBe(true)
     }

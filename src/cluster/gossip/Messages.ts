@@ -257,7 +257,15 @@ export class NodeStateUpdate extends Schema.Class<NodeStateUpdate>("shoal/NodeSt
   gossipAddress: Schema.optionalKey(Address),
   rpcAddress: Schema.optionalKey(Address),
   tags: Schema.optionalKey(Tags),
-  from: Schema.optionalKey(NodeId)
+  from: Schema.optionalKey(NodeId),
+  /**
+   * The member's own signature over the claim (see `engine/Claims.ts`):
+   * only an `Alive` or `Left` about the signer carries one, and only in a
+   * cluster with identities. Without it the update encodes as it always did.
+   */
+  signature: Schema.optionalKey(Schema.Uint8Array),
+  /** The member's identity certificate (DER), carried by push-pull entries only: too large for a datagram. */
+  certificate: Schema.optionalKey(Schema.Uint8Array)
 }) {
   /**
    * The full form of a member's state: identity, addresses and tags, as an
@@ -403,7 +411,9 @@ export const WireUpdate = Schema.Struct({
   gossipAddress: Schema.optionalKey(WireAddress).pipe(id(5)),
   rpcAddress: Schema.optionalKey(WireAddress).pipe(id(6)),
   tags: Schema.optionalKey(Schema.Record(Schema.String, Schema.String)).pipe(id(7)),
-  from: Schema.optionalKey(WireId).pipe(id(8))
+  from: Schema.optionalKey(WireId).pipe(id(8)),
+  signature: Schema.optionalKey(Schema.Uint8Array).pipe(id(9)),
+  certificate: Schema.optionalKey(Schema.Uint8Array).pipe(id(10))
 })
 export type WireUpdate = typeof WireUpdate.Type
 
@@ -469,6 +479,16 @@ const isSeqNo = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= MA
  */
 export const MAX_INCARNATION = 0xffff_ffff
 
+/** An ECDSA P-256 signature in IEEE P1363 form (r ‖ s), as members sign their claims. */
+export const SIGNATURE_BYTES = 64
+
+/**
+ * The largest identity certificate a push-pull entry may carry: a P-256 node
+ * certificate is 500–800 bytes; the cap keeps a hostile push-pull from
+ * parking large blobs in every entry.
+ */
+export const MAX_CERTIFICATE_BYTES = 4096
+
 const isIncarnation = (n: number): boolean => Number.isSafeInteger(n) && n >= 0 && n <= MAX_INCARNATION
 const isPort = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 65535
 
@@ -527,6 +547,15 @@ export const updateToWire = (update: NodeStateUpdate): WireUpdate => {
   if (update.rpcAddress !== undefined) wire.rpcAddress = addressToWire(update.rpcAddress)
   if (update.tags !== undefined) wire.tags = update.tags
   if (update.from !== undefined) wire.from = idToWire(update.from)
+  if (update.signature !== undefined) {
+    if (update.signature.length !== SIGNATURE_BYTES) notEncodable(`a ${update.signature.length}-byte signature`)
+    wire.signature = update.signature
+  }
+  if (update.certificate !== undefined) {
+    if (update.certificate.length > MAX_CERTIFICATE_BYTES)
+      notEncodable(`a ${update.certificate.length}-byte certificate`)
+    wire.certificate = update.certificate
+  }
   return wire
 }
 
@@ -654,6 +683,16 @@ const updateFromWire = (wire: WireUpdate): NodeStateUpdate => {
   if (wire.rpcAddress !== undefined) fields.rpcAddress = addressFromWire(wire.rpcAddress, "rpcAddress")
   if (wire.tags !== undefined) fields.tags = wire.tags
   if (wire.from !== undefined) fields.from = idFromWire(wire.from, "from")
+  if (wire.signature !== undefined) {
+    if (wire.signature.length !== SIGNATURE_BYTES)
+      invalid(`signature: a signature is ${SIGNATURE_BYTES} bytes, got ${wire.signature.length}`)
+    fields.signature = wire.signature
+  }
+  if (wire.certificate !== undefined) {
+    if (wire.certificate.length > MAX_CERTIFICATE_BYTES)
+      invalid(`certificate: ${wire.certificate.length} bytes, at most ${MAX_CERTIFICATE_BYTES}`)
+    fields.certificate = wire.certificate
+  }
   return new NodeStateUpdate(fields, { disableChecks: true })
 }
 

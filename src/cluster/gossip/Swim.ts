@@ -44,11 +44,13 @@ import type { ClusterConfig } from "../Config.ts"
 import { JoinFailed, NetworkError } from "../Errors.ts"
 import { Address, type ClusterNode, type NodeId, parseAddress, type Tags } from "../Node.ts"
 import * as Codec from "./Codec.ts"
+import type { Identities } from "./engine/Claims.ts"
 import { Engine } from "./engine/Engine.ts"
 import type { Input, JoinSeed, StreamMessage } from "./engine/Input.ts"
 import { type OpenExchange, type Output, type Reached, type Timer, timerKey } from "./engine/Output.ts"
 import { MAX_BACKGROUND_EXCHANGES, settingsFromConfig } from "./engine/Settings.ts"
 import type { SwimStats } from "./engine/Stats.ts"
+import { identities, loadIdentity } from "./MemberIdentity.ts"
 import { type Packet as MessagePacket, PushPull } from "./Messages.ts"
 import { PhiDetector } from "./PhiDetector.ts"
 import { NodeRegistry } from "./Registry.ts"
@@ -83,6 +85,20 @@ export const advertisedAddress = (config: ClusterConfig, bound: Address): Addres
     }
   }
   return new Address({ host: "127.0.0.1", port: bound.port })
+}
+
+/**
+ * The engine's signed-claims functions for the configured identity, if any
+ * (the configuration checked the material already, so loading it again
+ * cannot fail on a valid configuration).
+ */
+const identitiesOf = (config: ClusterConfig): Identities | undefined => {
+  const { identityCa, identityCertificate, identityKey } = config
+  if (identityCertificate === undefined || identityKey === undefined || identityCa === undefined) return undefined
+  const loaded = loadIdentity({ certificate: identityCertificate, key: identityKey, ca: identityCa })
+  // only a certificate that expired since the configuration was made gets here: refuse to run unchecked
+  if (Result.isFailure(loaded)) throw new Error(`identity: ${loaded.failure}`)
+  return identities(loaded.success, { required: config.requireIdentities })
 }
 
 /** How one member answered a reachability check (`Swim.reach`). */
@@ -165,7 +181,8 @@ export class Swim extends Context.Service<
         random: () => random.nextDoubleUnsafe(),
         initialSeq: randomInt(0, 2 ** 32 - 1),
         table: registry.table,
-        phi: phi.detectors
+        phi: phi.detectors,
+        identities: identitiesOf(config)
       })
 
       /** Armed timers and running exchanges, by key and id; each fiber lives in this layer's scope. */

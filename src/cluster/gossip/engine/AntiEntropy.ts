@@ -18,6 +18,7 @@ import * as Rules from "../../Rules.ts"
 import * as Codec from "../Codec.ts"
 import { Ack, NodeStateUpdate, type Packet, Ping, PushPull } from "../Messages.ts"
 import { addressKey } from "./Addresses.ts"
+import { isSelfClaim } from "./Claims.ts"
 import { sendOnly } from "./Dissemination.ts"
 import type { StreamMessage } from "./Input.ts"
 import { seedAnswered, seedFailed } from "./Joining.ts"
@@ -25,7 +26,7 @@ import { streamPingEnded } from "./Probing.ts"
 import { reachStreamEnded } from "./Reachability.ts"
 import { MAX_BACKGROUND_EXCHANGES, PUSH_PULL_TIMEOUT_MILLIS } from "./Settings.ts"
 import { type EngineState, type ExchangeRecord, type SeedProgress, TRUSTED } from "./State.ts"
-import { applyUpdate } from "./Updates.ts"
+import { applyReceived, applyUpdate } from "./Updates.ts"
 
 /**
  * This node's full state for an exchange with `peer`. When we reaped `peer`,
@@ -35,13 +36,47 @@ import { applyUpdate } from "./Updates.ts"
  */
 const localState = (state: EngineState, peer: NodeId | undefined, join: boolean): PushPull => {
   const self = state.self
+  const entry = state.claims === undefined ? fullUpdate : (node: ClusterNode) => signedUpdate(state, node)
   const nodes: Array<NodeStateUpdate> = []
-  for (const member of state.table.members()) nodes.push(fullUpdate(member.id === self.id ? self : member))
+  for (const member of state.table.members()) nodes.push(entry(member.id === self.id ? self : member))
   if (peer !== undefined && peer !== self.id) {
     const tombstone = state.table.tombstone(peer)
-    if (tombstone !== undefined) nodes.push(fullUpdate(tombstone.node))
+    if (tombstone !== undefined) nodes.push(entry(tombstone.node))
   }
   return new PushPull({ from: self.id, join, nodes })
+}
+
+/**
+ * With identities, a member's entry carries its certificate and the
+ * signature of its current claim, when held: the exchange is how
+ * certificates travel, and how a signed claim reaches a node whose gossip
+ * missed it. This node's own entry is signed and carries its own certificate.
+ */
+const signedEntries = new WeakMap<ClusterNode, { readonly update: NodeStateUpdate; readonly certificate: unknown }>()
+const signedUpdate = (state: EngineState, node: ClusterNode): NodeStateUpdate => {
+  const claims = state.claims!
+  if (node.id === state.self.id) {
+    const own = fullUpdate(node)
+    return isSelfClaim(node.state) ? state.signed(own, claims.identities.certificate) : own
+  }
+  const certificate = claims.certificateOf(node.id)
+  const cached = signedEntries.get(node)
+  if (cached !== undefined && cached.certificate === certificate) return cached.update
+  const signature = claims.signatureOf(node)
+  const plain = fullUpdate(node)
+  const update =
+    signature === undefined && certificate === undefined
+      ? plain
+      : new NodeStateUpdate(
+          {
+            ...plain,
+            ...(signature === undefined ? {} : { signature }),
+            ...(certificate === undefined ? {} : { certificate })
+          },
+          TRUSTED
+        )
+  signedEntries.set(node, { update, certificate })
+  return update
 }
 
 /** A member's full form, built once per member state (every exchange sends every member). */
@@ -66,9 +101,17 @@ const fullUpdate = (node: ClusterNode): NodeStateUpdate => {
  * a member we already suspect is a confirmation.
  */
 const merge = (state: EngineState, remote: PushPull): void => {
+  const claims = state.claims
+  if (claims !== undefined) {
+    // certificates first: an entry's signed claim is checked against the certificate it brings
+    for (const entry of remote.nodes) {
+      if (entry.certificate !== undefined && entry.nodeId !== state.self.id)
+        claims.learn(entry.nodeId, entry.certificate)
+    }
+  }
   for (const entry of remote.nodes) {
     if (entry.nodeId === state.self.id || (entry.state !== "Dead" && entry.state !== "Suspect")) {
-      applyUpdate(state, entry)
+      applyReceived(state, entry)
       continue
     }
     const verdict = state.accusation(entry.nodeId, "Suspect", entry.incarnation, entry.from ?? remote.from)
@@ -77,7 +120,8 @@ const merge = (state: EngineState, remote: PushPull): void => {
       // Learn the member if we did not know it, then take the suspicion (as the peer's).
       const node = entry.toNode()
       if (entry.state === "Suspect" && node._tag === "Some") {
-        applyUpdate(state, NodeStateUpdate.fromNode(node.value.with({ state: "Alive" })))
+        // (with identities required this unsigned Alive is refused: a member is learnt only from its own claim)
+        applyReceived(state, NodeStateUpdate.fromNode(node.value.with({ state: "Alive" })))
         applyUpdate(state, verdict)
       }
       continue

@@ -29,6 +29,7 @@ import type { ClusterNode } from "../../Node.ts"
 import { PhiDetectors } from "../PhiDetector.ts"
 import { MemberTable } from "../Registry.ts"
 import { checkEnded, exchangeEnded, serveStream } from "./AntiEntropy.ts"
+import type { Identities } from "./Claims.ts"
 import { enqueue, gossipRound } from "./Dissemination.ts"
 import { pushPullRound, reapRound, reconnectRound, seedResolved } from "./Healing.ts"
 import type { Input } from "./Input.ts"
@@ -68,6 +69,12 @@ export interface EngineOptions {
    * the start.
    */
   readonly initialSeq?: number | undefined
+  /**
+   * Signed claims (see `Claims`): this node's certificate and signer, and
+   * the check of members' certificates. Without it no claim is signed or
+   * checked — the protocol exactly as without identities.
+   */
+  readonly identities?: Identities | undefined
 }
 
 export class Engine {
@@ -81,7 +88,8 @@ export class Engine {
       table: options.table ?? new MemberTable(),
       phi: options.phi ?? new PhiDetectors(settings.phi, settings.phiThreshold),
       rng: typeof options.random === "number" ? seeded(options.random) : options.random,
-      initialSeq: options.initialSeq ?? 0
+      initialSeq: options.initialSeq ?? 0,
+      identities: options.identities
     })
     const state = this.#state
     state.publish(state.table.upsert(state.self))
@@ -165,6 +173,11 @@ export class Engine {
     return this.#state.phi
   }
 
+  /** Signatures this node made and verified since start (zero without identities). */
+  claimWork(): { readonly signs: number; readonly verifications: number } {
+    return { signs: this.#state.claims?.signs ?? 0, verifications: this.#state.claims?.verifications ?? 0 }
+  }
+
   /** A copy of the engine's counters (the shell adds its transport's to them). */
   stats(): SwimStats {
     return { ...this.#state.counters }
@@ -200,7 +213,9 @@ export class Engine {
       resolving: s.resolving.size,
       joins: s.joins.size,
       reaches: s.reaches.size,
-      leaveTickets: s.leaveTickets.length
+      leaveTickets: s.leaveTickets.length,
+      certificates: s.claims?.certificates ?? 0,
+      signatures: s.claims?.signatures ?? 0
     }
   }
 

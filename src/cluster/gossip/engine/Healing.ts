@@ -49,8 +49,25 @@ export const heardFrom = (state: EngineState, id: NodeId, source: Address, learn
     pushPullInBackground(state, id, member.gossipAddress, id)
     return
   }
+  if (learn) learnFrom(state, source, id)
+}
+
+/**
+ * A datagram from `source` carried a signed claim whose signer's certificate
+ * this node lacks: exchange state with the sender (which holds it, or it
+ * would not have passed the claim on) instead of waiting for the next
+ * push-pull round — at the rate strangers are learnt from.
+ */
+export const learnCertificatesFrom = (state: EngineState, source: Address): void => {
+  if (state.leaving || isSelf(state, source)) return
+  learnFrom(state, source, state.members.addresses.current(addressKey(source)))
+}
+
+/** A background exchange with `source` (who may be `id`), at most once per cooldown and within the stranger tokens. */
+const learnFrom = (state: EngineState, source: Address, id: NodeId | undefined): void => {
+  const cooldown = 5 * state.settings.probeInterval
   const key = addressKey(source)
-  if (!learn || !cooledDown(state.lastLearnt, key, state.now, cooldown)) return
+  if (!cooledDown(state.lastLearnt, key, state.now, cooldown)) return
   if (!strangerToken(state)) {
     // not now: its next ping may find a token
     state.lastLearnt.delete(key)
@@ -174,4 +191,8 @@ export const reapRound = (state: EngineState): void => {
     state.publish(members.table.remove(id, now))
   }
   members.table.expireTombstones(now, settings.tombstoneTtl)
+  // a member's certificate and signed claim go with the last trace of it
+  state.claims?.prune(
+    (id) => id === state.self.id || members.table.get(id) !== undefined || members.table.tombstone(id) !== undefined
+  )
 }

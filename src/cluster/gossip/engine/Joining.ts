@@ -98,7 +98,7 @@ export const leave = (state: EngineState, ticket: number): void => {
   const self = state.self.with({ state: "Left", incarnation: state.self.incarnation + 1 })
   state.self = self
   state.publish(state.table.upsert(self))
-  enqueue(state, state.accusation(self.id, "Left", self.incarnation))
+  enqueue(state, state.selfLeft())
   if (state.members.live.size === 0) {
     state.emit({ _tag: "LeaveEnded", ticket })
     return

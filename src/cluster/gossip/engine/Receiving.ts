@@ -15,13 +15,13 @@ import * as Codec from "../Codec.ts"
 import { Ack, type Packet } from "../Messages.ts"
 import { addressKey } from "./Addresses.ts"
 import { send } from "./Dissemination.ts"
-import { heardFrom } from "./Healing.ts"
+import { heardFrom, learnCertificatesFrom } from "./Healing.ts"
 import { updatesOfPacket } from "./Limits.ts"
 import { onAck, onNack } from "./Probing.ts"
 import { onPingReq } from "./Relaying.ts"
 import { PHI_COALESCE_MILLIS } from "./Settings.ts"
 import { type EngineState, TRUSTED } from "./State.ts"
-import { applyUpdate } from "./Updates.ts"
+import { applyReceived } from "./Updates.ts"
 
 /** A datagram from `from`: decoded here when it comes as bytes (a bad one is counted and dropped). */
 export const receive = (state: EngineState, from: Address, payload: Uint8Array | Packet): void => {
@@ -46,7 +46,10 @@ export const receive = (state: EngineState, from: Address, payload: Uint8Array |
 const handlePacket = (state: EngineState, from: Address, packet: Packet): void => {
   const sender = state.members.addresses.current(addressKey(from))
   if (sender !== undefined) heartbeat(state, sender)
-  for (const update of updatesOfPacket(state, packet.updates)) applyUpdate(state, update)
+  state.claimsMissing = false
+  for (const update of updatesOfPacket(state, packet.updates)) applyReceived(state, update)
+  // a claim whose signer's certificate we lack: its sender, which applied it, holds the certificate
+  if (state.claimsMissing) learnCertificatesFrom(state, from)
   for (const message of packet.messages) {
     switch (message._tag) {
       case "Ping":

@@ -17,6 +17,7 @@ import { NodeStateUpdate } from "../Messages.ts"
 import type { PhiDetectors } from "../PhiDetector.ts"
 import type { MemberTable, RegistryChange } from "../Registry.ts"
 import type { Suspicion } from "../Suspicion.ts"
+import { ClaimBook, type Identities } from "./Claims.ts"
 import { Members } from "./Members.ts"
 import { type Output, type Timer, timerKey } from "./Output.ts"
 import type { Rng } from "./Rng.ts"
@@ -195,6 +196,11 @@ export class EngineState {
   leaveTickets: Array<number> = []
   leaveDeadline = 0
 
+  /** Signed claims (see `Claims`), with identities configured. */
+  readonly claims: ClaimBook | undefined
+  /** Set when a claim was refused for want of its member's certificate (the packet's sender may have it). */
+  claimsMissing = false
+
   readonly counters: Counters = zeroCounters()
   #seq = 0
   #ids = 0
@@ -207,6 +213,7 @@ export class EngineState {
     readonly phi: PhiDetectors
     readonly rng: Rng
     readonly initialSeq: number
+    readonly identities?: Identities | undefined
   }) {
     const { identity, settings } = options
     this.#seq = options.initialSeq
@@ -215,6 +222,10 @@ export class EngineState {
     this.boundAddress = identity.boundAddress
     this.members = new Members(options.table)
     this.phi = options.phi
+    this.claims =
+      options.identities === undefined
+        ? undefined
+        : new ClaimBook(options.identities, settings.clusterLabel, settings.maxMembers)
     this.awareness = new Awareness(settings.awarenessMaxMultiplier)
     this.broadcasts = new Broadcasts<NodeStateUpdate>(settings.retransmitMult)
     this.self = new ClusterNode(
@@ -278,9 +289,29 @@ export class EngineState {
     if (change !== undefined) this.emit({ _tag: "MembershipChanged", change })
   }
 
-  /** This node's announcement of itself, in full. */
+  /** This node's announcement of itself, in full (signed, with identities: once per incarnation). */
   selfUpdate(): NodeStateUpdate {
-    return NodeStateUpdate.fromNode(this.self, this.self.id)
+    const update = NodeStateUpdate.fromNode(this.self, this.self.id)
+    return this.claims === undefined ? update : this.signed(update)
+  }
+
+  /** This node's `Left` (signed, with identities). */
+  selfLeft(): NodeStateUpdate {
+    const update = this.accusation(this.self.id, "Left", this.self.incarnation)
+    return this.claims === undefined ? update : this.signed(update)
+  }
+
+  /** `update`, this node's claim about itself in its current state, with its signature. */
+  signed(update: NodeStateUpdate, certificate?: Uint8Array): NodeStateUpdate {
+    const claims = this.claims!
+    return new NodeStateUpdate(
+      {
+        ...update,
+        signature: claims.signOwn(this.self, update),
+        ...(certificate === undefined ? {} : { certificate })
+      },
+      { disableChecks: true }
+    )
   }
 
   /** A bare claim "`id` is `state` at `incarnation`", by `from` (this node unless given). */

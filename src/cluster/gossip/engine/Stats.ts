@@ -35,6 +35,16 @@ export interface SwimStats {
    * at that address.
    */
   readonly updatesRefused: number
+  /**
+   * With `requireIdentities`: `Alive` and `Left` claims not applied because
+   * they were unsigned or their signature did not verify against the
+   * member's certificate (forgeries, or a member without an identity).
+   */
+  readonly claimsRefused: number
+  /** With `requireIdentities`: claims not applied yet because the member's certificate is not held (a push-pull brings it). */
+  readonly claimsUnverifiable: number
+  /** With `requireIdentities`: `Dead` claims about other members taken as `Suspect` (each node's own timer decides). */
+  readonly deathsDowngraded: number
 }
 
 /** The mutable counters behind {@link SwimStats}. */
@@ -55,5 +65,8 @@ export const zeroCounters = (): Counters => ({
   pushPullFailures: 0,
   packetsRejected: 0,
   updatesApplied: 0,
-  updatesRefused: 0
+  updatesRefused: 0,
+  claimsRefused: 0,
+  claimsUnverifiable: 0,
+  deathsDowngraded: 0
 })

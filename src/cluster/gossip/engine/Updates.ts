@@ -20,10 +20,52 @@ import { TIMER_SLACK_MILLIS } from "./Settings.ts"
 import type { EngineState } from "./State.ts"
 
 /**
+ * Applies an update heard from another node (a datagram's, a push-pull
+ * entry). With `requireIdentities` (see `Claims`) an `Alive` or `Left` about
+ * another member must carry its signature, and a `Dead` about another member
+ * is taken as a `Suspect` at the same incarnation: the accused, if alive,
+ * refutes before this node's own timer declares it dead. Without it, the
+ * same as {@link applyUpdate}.
+ */
+export const applyReceived = (state: EngineState, update: NodeStateUpdate): void => {
+  if (state.claims?.required !== true || update.nodeId === state.self.id) {
+    applyUpdate(state, update)
+    return
+  }
+  if (update.state === "Dead") {
+    state.counters.deathsDowngraded++
+    applyUpdate(state, state.accusation(update.nodeId, "Suspect", update.incarnation, update.from ?? state.self.id))
+    return
+  }
+  applyUpdate(state, update, true)
+}
+
+/**
+ * Whether the signed claim `update` (an `Alive` or `Left` about another
+ * member) verifies; refusals are counted. Asked only of a claim that would
+ * change this node's view, so old news costs no verification.
+ */
+const signatureHolds = (state: EngineState, update: NodeStateUpdate): boolean => {
+  const verdict = state.claims!.verdict(update)
+  if (verdict === "valid") return true
+  if (verdict === "unknownCertificate") {
+    state.counters.claimsUnverifiable++
+    state.claimsMissing = true
+  } else state.counters.claimsRefused++
+  state.log(`refused a claim: ${verdict === "unknownCertificate" ? "certificate not held" : `signature ${verdict}`}`, {
+    member: update.nodeId,
+    state: update.state,
+    incarnation: update.incarnation
+  })
+  return false
+}
+
+/**
  * Applies one update under the precedence rules; an applied update is
  * re-broadcast. A claim about this node goes to {@link claimAboutSelf}.
+ * `signed`: an `Alive` or `Left` must carry its member's valid signature.
  */
-export const applyUpdate = (state: EngineState, update: NodeStateUpdate): void => {
+export const applyUpdate = (state: EngineState, update: NodeStateUpdate, signed = false): void => {
   if (!admitted(state, update)) return
   if (update.nodeId === state.self.id) {
     claimAboutSelf(state, update)
@@ -37,6 +79,7 @@ export const applyUpdate = (state: EngineState, update: NodeStateUpdate): void =
     if (known !== undefined && !Rules.shouldApply(known, update)) return
     const node = nodeOf(update)
     if (node === undefined) return
+    if (signed && !signatureHolds(state, update)) return
     const change = table.upsert(node)
     if (change === undefined) return
     state.publish(change)
@@ -64,6 +107,8 @@ export const applyUpdate = (state: EngineState, update: NodeStateUpdate): void =
     }
     return
   }
+  if (signed && update.state === "Left" && (!Rules.shouldApply(member, update) || !signatureHolds(state, update)))
+    return
   const change = table.updateState(member.id, update.state, update.incarnation)
   if (change === undefined) return
   state.publish(change)

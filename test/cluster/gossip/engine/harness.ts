@@ -6,6 +6,7 @@
  */
 import { Effect } from "effect"
 import * as ClusterConfig from "../../../../src/cluster/Config.ts"
+import type { Identities } from "../../../../src/cluster/gossip/engine/Claims.ts"
 import { Engine } from "../../../../src/cluster/gossip/engine/Engine.ts"
 import type { Input } from "../../../../src/cluster/gossip/engine/Input.ts"
 import { type OpenExchange, type Output, type Timer, timerKey } from "../../../../src/cluster/gossip/engine/Output.ts"
@@ -35,7 +36,11 @@ export class Driver {
   /** Called with each step's outputs, for invariants that look at every step. */
   onStep: (outputs: ReadonlyArray<Output>) => void = () => {}
 
-  constructor(options: { readonly seed: number; readonly settings?: EngineSettings | undefined }) {
+  constructor(options: {
+    readonly seed: number
+    readonly settings?: EngineSettings | undefined
+    readonly identities?: Identities | undefined
+  }) {
     this.engine = new Engine({
       settings: options.settings ?? defaultSettings(),
       identity: {
@@ -45,7 +50,8 @@ export class Driver {
         boundAddress: SELF_ADDRESS,
         tags: {}
       },
-      random: options.seed
+      random: options.seed,
+      identities: options.identities
     })
     this.#record(this.engine.takeOutputs())
   }
