@@ -199,15 +199,26 @@ export const sealedAt = (nonce: Uint8Array): number => Buffer.from(nonce.buffer,
 
 /**
  * Encrypts `body` under the primary key with `header` as associated data:
- * `nonce ‖ ciphertext ‖ tag`, in a buffer the caller owns.
+ * `nonce ‖ ciphertext ‖ tag`, in a buffer the caller owns — after `header`
+ * itself when `withHeader` (a sealed frame is the header, then the envelope:
+ * one buffer, no second copy of the ciphertext).
  */
-export const seal = (keyring: Keyring, header: Uint8Array, body: Uint8Array, nowMillis: number): Uint8Array => {
+export const seal = (
+  keyring: Keyring,
+  header: Uint8Array,
+  body: Uint8Array,
+  nowMillis: number,
+  withHeader = false
+): Uint8Array => {
   const nonce = nonceAt(nowMillis)
   const cipher = createCipheriv("aes-256-gcm", keyring.primary.object, nonce)
   cipher.setAAD(header)
-  const out = Buffer.allocUnsafe(NONCE_BYTES + body.length + TAG_BYTES)
-  nonce.copy(out, 0)
-  let written = NONCE_BYTES + cipher.update(body).copy(out, NONCE_BYTES)
+  const start = withHeader ? header.length : 0
+  const out = Buffer.allocUnsafe(start + NONCE_BYTES + body.length + TAG_BYTES)
+  if (withHeader) out.set(header, 0)
+  nonce.copy(out, start)
+  let written = start + NONCE_BYTES
+  written += cipher.update(body).copy(out, written)
   written += cipher.final().copy(out, written)
   cipher.getAuthTag().copy(out, written)
   return out

@@ -71,11 +71,7 @@ export const sealFrame = (keyring: Keyring, bytes: Uint8Array, nowMillis: number
   if (offset === undefined) return bytes
   const header = bytes.slice(0, offset)
   header[2] = header[2]! | Codec.FLAG_ENVELOPE
-  const sealed = seal(keyring, header, bytes.subarray(offset), nowMillis)
-  const out = new Uint8Array(offset + sealed.length)
-  out.set(header, 0)
-  out.set(sealed, offset)
-  return out
+  return seal(keyring, header, bytes.subarray(offset), nowMillis, true)
 }
 
 /** A frame opened: the plaintext frame (header without the envelope bit), or why it was refused. */
