@@ -65,12 +65,15 @@ export const sendOnly = (
   state.emit({ _tag: "Send", to, packet: { messages, updates } })
 }
 
-/** One gossip round: pending updates to `gossipNodes` random members, alive or recently dead. */
-export const gossipRound = (state: EngineState): void => {
+/**
+ * One gossip round: pending updates to `fanOut` (by default `gossipNodes`)
+ * random members, alive or recently dead.
+ */
+export const gossipRound = (state: EngineState, fanOut: number = state.settings.gossipNodes): void => {
   if (state.broadcasts.pending === 0) return
   const { members, settings } = state
   members.expireRecentlyDead(state.now, settings.gossipToTheDeadTime)
-  const targets = Peers.sampleUnion(members.alive, members.recentlyDead, settings.gossipNodes, state.rng)
+  const targets = Peers.sampleUnion(members.alive, members.recentlyDead, fanOut, state.rng)
   for (const id of targets) {
     if (state.broadcasts.pending === 0) return
     const member = members.table.get(id)

@@ -8,13 +8,14 @@
  * after: members that joined at about the same time may be missing from the
  * seed's state, and their announcements may miss us.
  *
- * Leaving announces `Left` at a new incarnation, pushes it out with a gossip
- * round at once, and ends when the announcement has been sent its
- * retransmissions (or after `leaveTimeout`). A leaving node still answers
- * pings, so the news also rides on its acks.
+ * Leaving announces `Left` at a new incarnation, sends it at once to as many
+ * members as its retransmit limit (one wide gossip round), and ends when the
+ * announcement has been sent its retransmissions (or after `leaveTimeout`).
+ * A leaving node still answers pings, so the news also rides on its acks.
  *
  * @since 0.1.0
  */
+import { retransmitLimit } from "../Broadcasts.ts"
 import { pushPullForJoin } from "./AntiEntropy.ts"
 import { enqueue, gossipRound } from "./Dissemination.ts"
 import { isSelf, pushPullRound } from "./Healing.ts"
@@ -103,9 +104,12 @@ export const leave = (state: EngineState, ticket: number): void => {
     state.emit({ _tag: "LeaveEnded", ticket })
     return
   }
-  // Push the announcement out now rather than at the next gossip round, then let the
-  // gossip rounds finish its retransmissions (bounded by leaveTimeout).
-  gossipRound(state)
+  // Push the announcement out now, to as many members as it is to be sent times, rather
+  // than over the next few gossip rounds: a node that is going away has no bandwidth to
+  // save, and its `leave` then ends in one step instead of ~3 gossip intervals. In a
+  // cluster smaller than that, the gossip rounds finish its retransmissions (bounded by
+  // leaveTimeout).
+  gossipRound(state, retransmitLimit(state.settings.retransmitMult, state.members.clusterSize))
   state.leaveTickets.push(ticket)
   state.leaveDeadline = state.now + state.settings.leaveTimeout
   leaveCheck(state)
