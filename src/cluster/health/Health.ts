@@ -100,17 +100,24 @@ export const make = Effect.fnUntraced(function* (options: Options) {
   yield* Effect.addFinalizer(() => PubSub.shutdown(status.pubsub))
   const wake = yield* Queue.sliding<void>(1)
 
-  const runChecks = Effect.gen(function* () {
-    const checks = [...registered.values()].map((r) => r.check)
-    const results = yield* Effect.forEach(
+  const runAll = (checks: ReadonlyArray<HealthCheck>) =>
+    Effect.forEach(
       checks,
       (check) => Effect.map(HealthCheck.run(check, timeout, scope), (s) => [check.name, s] as const),
       { concurrency: "unbounded" }
     )
+  // A round with checks is a span; an empty one is not: it does nothing worth a trace, and
+  // its span every `interval` would be most of what an idle node sends to a tracing backend.
+  const runTraced = (checks: ReadonlyArray<HealthCheck>) =>
+    runAll(checks).pipe(Effect.withSpan("Health.runChecks", { attributes: { checks: checks.length } }))
+
+  const runChecks = Effect.gen(function* () {
+    const checks = [...registered.values()].map((r) => r.check)
+    const results = checks.length === 0 ? [] : yield* runTraced(checks)
     const result = aggregate(results, yield* Clock.currentTimeMillis)
     yield* SubscriptionRef.set(status, result)
     return result
-  }).pipe(Semaphore.withPermit(lock), Effect.withSpan("Health.runChecks"))
+  }).pipe(Semaphore.withPermit(lock))
 
   const monitor = Effect.gen(function* () {
     let started = yield* Clock.currentTimeMillis

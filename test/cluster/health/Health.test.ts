@@ -1,5 +1,19 @@
 import { assert, describe, expect, it } from "@effect/vitest"
-import { Clock, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Ref, Schema, Scope, Stream } from "effect"
+import {
+  Clock,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Ref,
+  Schema,
+  Scope,
+  Stream,
+  Tracer
+} from "effect"
 import { TestClock } from "effect/testing"
 import * as ClusterConfig from "../../../src/cluster/Config.ts"
 import { HealthCheckTimeout } from "../../../src/cluster/Errors.ts"
@@ -307,4 +321,23 @@ describe("Health", () => {
       expect(yield* rec.runs).toEqual([3000, 6000, 9000])
     })
   )
+
+  it.effect("a round with checks is a span; a round with none is not (an idle node sends no traces)", () => {
+    const names: Array<string> = []
+    const tracer = Tracer.make({
+      span: (options) => {
+        names.push(options.name)
+        return Tracer.nativeTracer.span(options)
+      }
+    })
+    const rounds = () => names.filter((n) => n === "Health.runChecks").length
+    return Effect.gen(function* () {
+      const h = yield* health()
+      yield* TestClock.adjust("15 seconds")
+      expect(rounds()).toBe(0)
+      yield* h.addCheck(succeedWith("ok", HealthStatus.healthy()))
+      yield* TestClock.adjust("10 seconds")
+      expect(rounds()).toBe(2)
+    }).pipe(Effect.withTracer(tracer))
+  })
 })
