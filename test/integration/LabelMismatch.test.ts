@@ -20,7 +20,9 @@ describe("cluster label mismatch", () => {
             nodeName: "stranger",
             clusterLabel: "beta",
             seedNodes: [address],
-            joinTimeout: "300 millis"
+            // every attempt meets the mismatch; the deadline only has to outlast one exchange on
+            // a loaded machine (300 ms did not, once, with the whole suite running beside it)
+            joinTimeout: "3 seconds"
           })
         )
       )
