@@ -10,10 +10,14 @@ import { readFileSync } from "node:fs"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Metric } from "effect"
 import * as RpcClient from "../../src/rpc/RpcClient.ts"
 import { certs, type TestCerts } from "../fixtures/certs.ts"
 import { clientConfig, makeProbe, nodeConfig, startServer, TestRpcs, waitFor } from "./helpers.ts"
+
+/** A process-wide counter's value (other tests in the file may add to it). */
+const counter = (id: string) =>
+  Effect.map(Metric.snapshot, (all) => Number((all.find((m) => m.id === id)?.state as { count?: number })?.count ?? 0))
 
 /** A raw TLS connection presenting the test client certificate; `closed` turns true when the server closes it. */
 const rawTls = (tls: TestCerts, port: number) =>
@@ -49,14 +53,21 @@ const rawTcp = (port: number) =>
   )
 
 describe("RPC connection limits (127.0.0.1)", () => {
-  it.live("a frame claiming 2^31 bytes closes its connection", () =>
+  it.live("a frame claiming 2^31 bytes closes its connection, counted as a failed connection", () =>
     Effect.gen(function* () {
       const tls = yield* certs
       const running = yield* startServer(yield* nodeConfig(tls, { maxFrameBytes: 1024 * 1024 }), makeProbe("s"))
+      const failedBefore = yield* counter("shoal_rpc_connections_failed")
       const conn = yield* rawTls(tls, running.server.address.port)
       // a SchemaBinary frame header: the uvarint length 2^31, then nothing
       conn.socket.write(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x08))
       yield* waitFor("the server closed the connection", Effect.sync(conn.closed), 5_000)
+      // the peer's doing: counted (and logged at Debug), not the server's error
+      yield* waitFor(
+        "the failed connection counted",
+        Effect.map(counter("shoal_rpc_connections_failed"), (n) => n > failedBefore),
+        5_000
+      )
     }).pipe(Effect.scoped)
   )
 
