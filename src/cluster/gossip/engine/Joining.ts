@@ -104,11 +104,11 @@ export const leave = (state: EngineState, ticket: number): void => {
     state.emit({ _tag: "LeaveEnded", ticket })
     return
   }
-  // Push the announcement out now, to as many members as it is to be sent times, rather
-  // than over the next few gossip rounds: a node that is going away has no bandwidth to
-  // save, and its `leave` then ends in one step instead of ~3 gossip intervals. In a
-  // cluster smaller than that, the gossip rounds finish its retransmissions (bounded by
-  // leaveTimeout).
+  // Send the announcement now to as many members as its retransmit limit, rather than
+  // three at a time over the next gossip rounds: a node that is going away has no
+  // bandwidth to save, and its `leave` then ends in one step instead of ~3 gossip
+  // intervals. In a cluster smaller than the limit, the gossip rounds finish its
+  // retransmissions (bounded by leaveTimeout).
   gossipRound(state, retransmitLimit(state.settings.retransmitMult, state.members.clusterSize))
   state.leaveTickets.push(ticket)
   state.leaveDeadline = state.now + state.settings.leaveTimeout
