@@ -32,6 +32,7 @@ import {
 import * as UdpTransport from "../../src/cluster/gossip/UdpTransport.ts"
 import { Address, type ClusterNode, formatAddress, type NodeId, type NodeState } from "../../src/cluster/Node.ts"
 import { fastCluster, waitFor } from "../fixtures/live.ts"
+import { rawExchange } from "../fixtures/raw-stream.ts"
 
 // -- cluster members -----------------------------------------------------------
 
@@ -203,26 +204,6 @@ const fakeAlive = (i: number, incarnation = 1, tags: Record<string, string> = { 
 
 const sendAll = (from: RawSocket, to: ReadonlyArray<RealNode>, bytes: Uint8Array) =>
   Effect.forEach(to, (node) => from.send(node.self.gossipAddress, bytes), { discard: true })
-
-const lengthPrefixed = (body: Uint8Array) => {
-  const out = new Uint8Array(4 + body.length)
-  new DataView(out.buffer).setUint32(0, body.length)
-  out.set(body, 4)
-  return out
-}
-
-/** One stream exchange by hand: the frame, then every byte until the member closes. */
-const rawExchange = (to: Address, frame: Uint8Array) =>
-  Effect.callback<number>((resume) => {
-    let received = 0
-    const conn = Net.createConnection({ host: to.host, port: to.port }, () => conn.write(lengthPrefixed(frame)))
-    conn.on("data", (chunk) => {
-      received += chunk.length
-    })
-    conn.on("error", () => {})
-    conn.on("close", () => resume(Effect.succeed(received)))
-    return Effect.sync(() => conn.destroy())
-  })
 
 const rssMiB = () => process.memoryUsage().rss / (1 << 20)
 
@@ -437,9 +418,7 @@ describe("hostile input against a live cluster on 127.0.0.1 (issue 13)", () => {
             )
           )
         )
-        const answered = yield* rawExchange(target.self.gossipAddress, frame).pipe(
-          Effect.timeoutOrElse({ duration: "10 seconds", orElse: () => Effect.die(new Error("push-pull not closed")) })
-        )
+        const answered = yield* rawExchange(target.self.gossipAddress, frame, "10 seconds")
         yield* Effect.sleep(PROBE_INTERVAL * 3)
         yield* Fiber.interrupt(sampler)
         // refused: closed without the member's state
@@ -465,9 +444,7 @@ describe("hostile input against a live cluster on 127.0.0.1 (issue 13)", () => {
             nodes: Array.from({ length: maxMembers - 4 }, (_, i) => fakeAlive(i))
           })
         )
-        const answered = yield* rawExchange(a.self.gossipAddress, frame).pipe(
-          Effect.timeoutOrElse({ duration: "10 seconds", orElse: () => Effect.die(new Error("push-pull unanswered")) })
-        )
+        const answered = yield* rawExchange(a.self.gossipAddress, frame, "10 seconds")
         expect(answered).toBeGreaterThan(4) // taken, and answered with the member's state
         expect((yield* a.cluster.members).length).toBe(maxMembers)
         yield* stop(victim)

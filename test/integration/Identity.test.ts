@@ -24,7 +24,6 @@
  */
 import { randomUUID, X509Certificate } from "node:crypto"
 import * as Dgram from "node:dgram"
-import * as Net from "node:net"
 import { assert, describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Result, Scope, Stream } from "effect"
 import { Cluster, type LayerOptions } from "../../src/cluster/Cluster.ts"
@@ -39,6 +38,7 @@ import { sealFrame } from "../../src/cluster/gossip/SecureTransport.ts"
 import { type Address, type ClusterNode, formatAddress, type NodeId, type NodeState } from "../../src/cluster/Node.ts"
 import * as DevTls from "../../src/testing/DevTls.ts"
 import { waitFor } from "../fixtures/live.ts"
+import { rawExchange } from "../fixtures/raw-stream.ts"
 
 // -- members -----------------------------------------------------------------------
 
@@ -154,26 +154,6 @@ const send = (socket: Dgram.Socket, to: Address, bytes: Uint8Array) =>
   Effect.callback<void>((done) => {
     socket.send(bytes, to.port, to.host, () => done(Effect.void))
   })
-
-const lengthPrefixed = (body: Uint8Array) => {
-  const out = new Uint8Array(4 + body.length)
-  new DataView(out.buffer).setUint32(0, body.length)
-  out.set(body, 4)
-  return out
-}
-
-/** One stream exchange by hand: the frame, then every byte until the member closes (bounded). */
-const rawExchange = (to: Address, frame: Uint8Array) =>
-  Effect.callback<number>((resume) => {
-    let received = 0
-    const conn = Net.createConnection({ host: to.host, port: to.port }, () => conn.write(lengthPrefixed(frame)))
-    conn.on("data", (chunk) => {
-      received += chunk.length
-    })
-    conn.on("error", () => {})
-    conn.on("close", () => resume(Effect.succeed(received)))
-    return Effect.sync(() => conn.destroy())
-  }).pipe(Effect.timeoutOrElse({ duration: "5 seconds", orElse: () => Effect.die(new Error("push-pull not closed")) }))
 
 /** The attacker's signing key: a valid identity of the cluster's CA, for its own id (not the victim's). */
 type Signer = (message: Uint8Array) => Uint8Array
